@@ -1,0 +1,19 @@
+"""WavLM: model, pre-training and downstream recipes.
+
+    import wavlm
+    model = wavlm.load_model(path)   # Microsoft .pt, Hugging Face dir, or a checkpoint of ours
+    out = model.extract_features(wav, lengths)
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def load_model(path, **kwargs):
+    """Load a WavLM encoder from a Microsoft `.pt`, a Hugging Face directory or our checkpoint."""
+    from wavlm.models.checkpoint import load_model as _load
+
+    return _load(path, **kwargs)
+
+
+__all__ = ["load_model", "__version__"]
