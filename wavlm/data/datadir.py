@@ -6,7 +6,9 @@ Files follow Kaldi: `wav.scp` (rec -> path or pipe), optional `segments` (utt re
 """
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -219,3 +221,433 @@ class DataDir:
                 cur = read_audio(self.wav_scp[seg.rec], what=self.describe(u))
             wav, sr = cur
             yield u, wav[int(round(seg.start * sr)) : int(round(seg.end * sr))], sr
+
+
+def split_ids(ids: list[str], nj: int, job: int) -> list[str]:
+    """The `job`-th (1-based) of `nj` contiguous, near-equal parts of `ids` (as Kaldi's split_scp.pl)."""
+    if not 1 <= job <= nj:
+        raise ValueError(f"job {job} is outside 1..{nj}")
+    n = len(ids)
+    start = (job - 1) * n // nj
+    end = job * n // nj
+    return ids[start:end]
+
+
+# ---- validation ----------------------------------------------------------------------------------
+
+
+def spk2utt_from_utt2spk(utt2spk: dict[str, str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for utt in c_sorted(utt2spk):
+        out.setdefault(utt2spk[utt], []).append(utt)
+    return {s: out[s] for s in c_sorted(out)}
+
+
+def audio_info(spec: str, *, what: str) -> tuple[int, int]:
+    """(num_samples, sample_rate) of a wav.scp entry; reads headers only for plain files."""
+    if not spec.endswith("|") and ":" not in Path(spec).name:
+        import soundfile as sf
+
+        try:
+            info = sf.info(spec)
+        except Exception as e:
+            raise AudioError(f"{what}: cannot read audio header of {spec}: {e}") from e
+        return int(info.frames), int(info.samplerate)
+    wav, sr = read_audio(spec, what=what)
+    return int(wav.shape[0]), sr
+
+
+def validate(
+    path: str | os.PathLike,
+    *,
+    check_audio: bool = False,
+    sample_rate: int = 16000,
+    need_text: bool = False,
+    max_errors: int = 20,
+) -> list[str]:
+    """Check a data dir; returns the problems found, each naming the file and line (empty = valid)."""
+    errors: list[str] = []
+
+    def err(msg: str) -> None:
+        if len(errors) < max_errors:
+            errors.append(msg)
+
+    try:
+        d = DataDir(path)
+        tables = {n: d.table(n) for n in (*UTT_FILES, *REC_FILES, *SPK_FILES, "segments")}
+    except DataDirError as e:
+        return [str(e)]
+    p = d.path
+    for t in tables.values():
+        if t is None:
+            continue
+        prev = None
+        for key in t.keys():
+            if prev is not None and key.encode() < prev.encode():
+                err(
+                    f"{t.where(key)}: not sorted in C locale ({key!r} after {prev!r}); "
+                    f"run utils/fix_data_dir.sh {p}"
+                )
+                break
+            prev = key
+    if tables["utt2spk"] is None:
+        err(f"{p}/utt2spk: missing (every data dir needs utt2spk; use utt as its own speaker if unknown)")
+        return errors
+    if tables["spk2utt"] is None:
+        err(f"{p}/spk2utt: missing; run utils/fix_data_dir.sh {p} to create it from utt2spk")
+        return errors
+    utt2spk_t, spk2utt_t = tables["utt2spk"], tables["spk2utt"]
+    utts = utt2spk_t.keys()
+    uttset = set(utts)
+
+    for utt in utts:
+        if len(utt2spk_t[utt].split()) != 1:
+            err(f"{utt2spk_t.where(utt)}: expected `utt spk`, got {utt} {utt2spk_t[utt]!r}")
+    want = spk2utt_from_utt2spk(utt2spk_t.rows)
+    for spk in spk2utt_t.keys():
+        got = spk2utt_t[spk].split()
+        if spk not in want:
+            err(f"{spk2utt_t.where(spk)}: speaker {spk} has no utterance in utt2spk")
+        elif sorted(got) != sorted(want[spk]):
+            extra = c_sorted(set(got) - set(want[spk]))[:3]
+            lack = c_sorted(set(want[spk]) - set(got))[:3]
+            err(
+                f"{spk2utt_t.where(spk)}: speaker {spk} disagrees with utt2spk "
+                f"(extra {extra}, missing {lack})"
+            )
+    for spk in c_sorted(set(want) - set(spk2utt_t.keys())):
+        err(f"{p}/spk2utt: speaker {spk} of utt2spk:{utt2spk_t.lineno[want[spk][0]]} is missing")
+    by_spk = [u for spk in c_sorted(want) for u in want[spk]]
+    if by_spk != c_sorted(utts):
+        err(
+            f"{p}/utt2spk: utterances sorted by speaker differ from sorted by id; make each speaker id "
+            "a prefix of its utterance ids (needed to split by speaker)"
+        )
+
+    # the utterance list is defined by segments if present, else wav.scp
+    segs_t = tables["segments"]
+    wav_t = tables["wav.scp"]
+    source = segs_t if segs_t is not None else (wav_t if wav_t is not None else tables["feats.scp"])
+    if source is not None:
+        for utt in source.keys():
+            if utt not in uttset:
+                err(f"{source.where(utt)}: utterance {utt} has no speaker in utt2spk")
+        for utt in utts:
+            if utt not in source:
+                err(f"{utt2spk_t.where(utt)}: utterance {utt} is not in {source.path.name}")
+    for name in ("text", "utt2dur", "utt2num_frames", "feats.scp", "utt2lang"):
+        t = tables[name]
+        if t is None or t is source:
+            continue
+        for utt in t.keys():
+            if utt not in uttset:
+                err(f"{t.where(utt)}: utterance {utt} is not in utt2spk")
+        missing = [u for u in utts if u not in t]
+        if missing:
+            err(f"{t.path}: {len(missing)} utterances of utt2spk missing, e.g. {missing[0]}")
+    if need_text and tables["text"] is None:
+        err(f"{p}/text: missing (this step needs transcripts)")
+
+    rec_dur: dict[str, float] = {}
+    if tables["reco2dur"] is not None:
+        rec_dur = {k: float(v) for k, v in tables["reco2dur"].rows.items()}
+    if segs_t is not None and wav_t is not None:
+        used = set()
+        for utt, value in segs_t.rows.items():
+            parts = value.split()
+            if len(parts) != 3:
+                err(f"{segs_t.where(utt)}: expected `utt rec start end`, got {utt} {value}")
+                continue
+            rec = parts[0]
+            used.add(rec)
+            try:
+                start, end = float(parts[1]), float(parts[2])
+            except ValueError:
+                err(f"{segs_t.where(utt)}: start/end are not numbers: {value}")
+                continue
+            if rec not in wav_t:
+                err(f"{segs_t.where(utt)}: recording {rec} is not in wav.scp")
+            if not 0 <= start < end:
+                err(f"{segs_t.where(utt)}: bad segment times {start} {end} (need 0 <= start < end)")
+        for rec in wav_t.keys():
+            if rec not in used:
+                err(f"{wav_t.where(rec)}: recording {rec} is used by no segment")
+
+    if check_audio and wav_t is not None:
+        for rec in wav_t.keys():
+            where = wav_t.where(rec)
+            try:
+                n, sr = audio_info(wav_t[rec], what=f"{where} (recording {rec})")
+            except AudioError as e:
+                err(str(e))
+                continue
+            if sr != sample_rate:
+                err(f"{where}: recording {rec} has sample rate {sr} Hz, expected {sample_rate} Hz")
+            if n == 0:
+                err(f"{where}: recording {rec} is empty")
+            rec_dur[rec] = n / sr
+    if segs_t is not None and rec_dur:
+        for utt, value in segs_t.rows.items():
+            parts = value.split()
+            if len(parts) == 3 and parts[0] in rec_dur:
+                try:
+                    end = float(parts[2])
+                except ValueError:
+                    continue
+                if end > rec_dur[parts[0]] + 0.01:
+                    err(
+                        f"{segs_t.where(utt)}: segment {utt} ends at {end:.2f}s, after the end of "
+                        f"recording {parts[0]} ({rec_dur[parts[0]]:.2f}s)"
+                    )
+    return errors
+
+
+# ---- manipulations (each writes a complete, sorted, consistent data dir) --------------------------
+
+
+def _rows(d: DataDir, name: str) -> dict[str, str]:
+    t = d.table(name)
+    return dict(t.rows) if t is not None else {}
+
+
+def write_data_dir(
+    dest: str | os.PathLike,
+    files: dict[str, dict[str, str]],
+) -> None:
+    """Write a data dir from per-file `{key: value}` maps, regenerating spk2utt from utt2spk.
+
+    Written into a temporary sibling directory and renamed, so `dest` is either the old or the new
+    complete data dir, never a mix.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        for name, rows in files.items():
+            if rows:
+                write_table(tmp / name, rows.items())
+        if "utt2spk" in files:
+            spk2utt = spk2utt_from_utt2spk(files["utt2spk"])
+            write_table(tmp / "spk2utt", ((s, " ".join(u)) for s, u in spk2utt.items()))
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old.{os.getpid()}")
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            _rmtree(old)
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        _rmtree(tmp)
+        raise
+
+
+def _rmtree(p: Path) -> None:
+    shutil.rmtree(p, ignore_errors=True)
+
+
+def select(d: DataDir, utts: Iterable[str]) -> dict[str, dict[str, str]]:
+    """The files of `d` restricted to `utts` (and the recordings and speakers they use)."""
+    keep = set(utts)
+    files: dict[str, dict[str, str]] = {}
+    for name in UTT_FILES:
+        rows = _rows(d, name)
+        if rows:
+            files[name] = {u: v for u, v in rows.items() if u in keep}
+    segs = _rows(d, "segments")
+    if segs:
+        files["segments"] = {u: v for u, v in segs.items() if u in keep}
+        recs = {v.split()[0] for v in files["segments"].values()}
+    else:
+        recs = keep
+    for name in REC_FILES:
+        rows = _rows(d, name)
+        if rows:
+            files[name] = {r: v for r, v in rows.items() if r in recs}
+    spks = set(files.get("utt2spk", {}).values())
+    rows = _rows(d, "spk2gender")
+    if rows:
+        files["spk2gender"] = {s: v for s, v in rows.items() if s in spks}
+    return files
+
+
+def fix(path: str | os.PathLike) -> tuple[int, int]:
+    """Keep the utterances present in every per-utterance file (Kaldi's fix_data_dir.sh).
+
+    Returns (kept, before). The old files are kept in `<dir>/.backup/`.
+    """
+    d = DataDir(path)
+    candidates = set(d.utt_ids())
+    before = len(candidates)
+    for name in UTT_FILES:
+        rows = _rows(d, name)
+        if rows:
+            candidates &= set(rows)
+    segs = _rows(d, "segments")
+    if segs:
+        wav = _rows(d, "wav.scp")
+        candidates = {u for u in candidates if segs[u].split()[0] in wav}
+    if not (d.path / "utt2spk").is_file():
+        raise DataDirError(f"{d.path}/utt2spk: missing; cannot fix a data dir without speakers")
+    backup = d.path / ".backup"
+    backup.mkdir(exist_ok=True)
+    for f in d.path.iterdir():
+        if f.is_file():
+            shutil.copy2(f, backup / f.name)
+    # in place, file by file (each atomic): other files and sub-directories of the dir stay
+    files = select(d, candidates)
+    for name, rows in files.items():
+        write_table(d.path / name, rows.items())
+    spk2utt = spk2utt_from_utt2spk(files["utt2spk"])
+    write_table(d.path / "spk2utt", ((s, " ".join(u)) for s, u in spk2utt.items()))
+    return len(candidates), before
+
+
+def split(path: str | os.PathLike, nj: int, *, per_utt: bool = False) -> Path:
+    """Split into `nj` parts under `<dir>/split<nj>[utt]/<1..nj>` (by speaker unless per_utt).
+
+    Up to date splits (newer than every file of the data dir) are left as they are.
+    """
+    d = DataDir(path)
+    out = d.path / f"split{nj}{'utt' if per_utt else ''}"
+    newest = max(f.stat().st_mtime for f in d.path.iterdir() if f.is_file())
+    done = [out / str(j) / "utt2spk" for j in range(1, nj + 1)]
+    if all(f.is_file() for f in done) and min(f.stat().st_mtime for f in done) >= newest:
+        return out
+    utt2spk = d.utt2spk()
+    if per_utt:
+        units = [[u] for u in c_sorted(utt2spk)]
+    else:
+        units = list(spk2utt_from_utt2spk(utt2spk).values())
+    if nj > len(units):
+        raise DataDirError(
+            f"{d.path}: cannot split {len(units)} {'utterances' if per_utt else 'speakers'} into {nj} parts"
+        )
+    # contiguous parts balanced by utterance count, none empty
+    total = sum(len(x) for x in units)
+    parts: list[list[str]] = [[] for _ in range(nj)]
+    j = acc = 0
+    for i, unit in enumerate(units):
+        if parts[j] and (acc >= (j + 1) * total / nj or len(units) - i <= nj - 1 - j):
+            j += 1
+        parts[j].extend(unit)
+        acc += len(unit)
+    for j in range(nj):
+        write_data_dir(out / str(j + 1), select(d, parts[j]))
+    return out
+
+
+def subset(
+    src: str | os.PathLike,
+    dest: str | os.PathLike,
+    *,
+    num: int | None = None,
+    first: int | None = None,
+    last: int | None = None,
+    shortest: int | None = None,
+    utt_list: str | os.PathLike | None = None,
+    spk_list: str | os.PathLike | None = None,
+) -> int:
+    """Kaldi's subset_data_dir.sh: by count (evenly spaced), first/last N, shortest N, or a list."""
+    d = DataDir(src)
+    utts = c_sorted(d.utt2spk())
+    if utt_list is not None:
+        wanted = {line.split()[0] for line in Path(utt_list).read_text().splitlines() if line.strip()}
+        chosen = [u for u in utts if u in wanted]
+    elif spk_list is not None:
+        wanted = {line.split()[0] for line in Path(spk_list).read_text().splitlines() if line.strip()}
+        u2s = d.utt2spk()
+        chosen = [u for u in utts if u2s[u] in wanted]
+    elif first is not None:
+        chosen = utts[:first]
+    elif last is not None:
+        chosen = utts[-last:] if last else []
+    elif shortest is not None:
+        dur = d.utt2dur()
+        chosen = sorted(utts, key=lambda u: (dur[u], u.encode()))[:shortest]
+    elif num is not None:
+        if num >= len(utts):
+            chosen = utts
+        else:  # evenly spaced, deterministic (as utils/subset_scp.pl)
+            chosen = [utts[(2 * i + 1) * len(utts) // (2 * num)] for i in range(num)]
+    else:
+        raise ValueError("subset: give a count, --first, --last, --shortest, --utt-list or --spk-list")
+    if not chosen:
+        raise DataDirError(f"{d.path}: the subset is empty")
+    write_data_dir(dest, select(d, chosen))
+    return len(chosen)
+
+
+def combine(dest: str | os.PathLike, srcs: list[str | os.PathLike]) -> int:
+    """Kaldi's combine_data.sh: the union of data dirs with disjoint utterance ids."""
+    merged: dict[str, dict[str, str]] = {}
+    owners: dict[tuple[str, str], Path] = {}
+    present: dict[str, set[Path]] = {}
+    dirs = [DataDir(s) for s in srcs]
+    for d in dirs:
+        for name, rows in select(d, d.utt_ids()).items():
+            present.setdefault(name, set()).add(d.path)
+            target = merged.setdefault(name, {})
+            for k, v in rows.items():
+                if k in target and target[k] != v:
+                    raise DataDirError(
+                        f"{d.path}/{name}: id {k} also in {owners[(name, k)]}/{name} with another value"
+                    )
+                target[k] = v
+                owners[(name, k)] = d.path
+    for name, have in present.items():
+        if name in UTT_FILES and len(have) != len(dirs):
+            lack = [str(d.path) for d in dirs if d.path not in have]
+            logging.getLogger(__name__).warning("combine: %s missing in %s; not combined", name, lack)
+            del merged[name]
+    write_data_dir(dest, merged)
+    return len(merged.get("utt2spk", {}))
+
+
+def copy(
+    src: str | os.PathLike,
+    dest: str | os.PathLike,
+    *,
+    utt_prefix: str = "",
+    utt_suffix: str = "",
+    spk_prefix: str = "",
+    spk_suffix: str = "",
+) -> int:
+    """Kaldi's copy_data_dir.sh with id prefixes/suffixes (recording ids follow utterance ids
+    when there are no segments)."""
+    d = DataDir(src)
+    files = select(d, d.utt_ids())
+
+    def u(x: str) -> str:
+        return f"{utt_prefix}{x}{utt_suffix}"
+
+    def s(x: str) -> str:
+        return f"{spk_prefix}{x}{spk_suffix}"
+
+    has_segments = "segments" in files
+    out: dict[str, dict[str, str]] = {}
+    for name, rows in files.items():
+        if name == "utt2spk":
+            out[name] = {u(k): s(v) for k, v in rows.items()}
+        elif name in UTT_FILES or name == "segments":
+            out[name] = {u(k): v for k, v in rows.items()}
+        elif name in REC_FILES:
+            out[name] = rows if has_segments else {u(k): v for k, v in rows.items()}
+        elif name == "spk2gender":
+            out[name] = {s(k): v for k, v in rows.items()}
+    write_data_dir(dest, out)
+    return len(out.get("utt2spk", {}))
+
+
+def compute_utt2dur(path: str | os.PathLike) -> int:
+    """Write `utt2dur` (seconds): from segments, else from audio headers (pipes are decoded)."""
+    d = DataDir(path)
+    segs = d.segments
+    if segs is not None:
+        durs = {u: s.end - s.start for u, s in segs.items()}
+    else:
+        durs = {}
+        for rec in d.wav_scp.keys():
+            n, sr = audio_info(d.wav_scp[rec], what=f"{d.wav_scp.where(rec)} (recording {rec})")
+            durs[rec] = n / sr
+    write_table(d.path / "utt2dur", ((u, f"{v:.3f}") for u, v in durs.items()))
+    return len(durs)

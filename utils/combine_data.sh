@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Usage: utils/combine_data.sh <dest-data-dir> <src-data-dir1> [<src-data-dir2> ...]
+# Thin wrapper: the logic lives in wavlm/data/datadir.py (python -m wavlm.bin.datadir combine --help).
+set -euo pipefail
+exec python -m wavlm.bin.datadir combine "$@"

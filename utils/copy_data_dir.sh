@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Usage: utils/copy_data_dir.sh [--utt-prefix P] [--spk-prefix P] [--utt-suffix S] [--spk-suffix S] <src> <dest>
+# Thin wrapper: the logic lives in wavlm/data/datadir.py (python -m wavlm.bin.datadir copy --help).
+set -euo pipefail
+exec python -m wavlm.bin.datadir copy "$@"
