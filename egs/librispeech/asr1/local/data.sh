@@ -4,6 +4,7 @@
 # -> data/<subset with _>/{wav.scp,text,utt2spk,spk2utt,spk2gender,utt2dur} for each subset present.
 # Speakers are <spk>-<chapter>, as in Kaldi's and ESPnet's LibriSpeech recipes.
 set -euo pipefail
+# shellcheck source=/dev/null  # run from the recipe directory, where path.sh is
 . ./path.sh
 
 librispeech_root=   # the directory holding train-clean-100/, dev-clean/, ... (LibriSpeech/)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make demo`: synthesise small corpora in the real on-disk layouts (under $DEMO_DIR, default demo/),
+# push them through the real recipes with their debug configs, and print a results table.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+demo=$(mkdir -p "${DEMO_DIR:-$root/demo}" && cd "${DEMO_DIR:-$root/demo}" && pwd)
+seed=${DEMO_SEED:-0}
+MAIN_ROOT=$root
+# shellcheck source=utils/path_common.sh
+. "$root/utils/path_common.sh"
+
+log "synthesising corpora under $demo/corpora (seed $seed)"
+for corpus in librispeech librilight voxceleb libricss musan rirs; do
+  python -m wavlm.bin.synth --corpus "$corpus" --out "$demo/corpora" --seed "$seed"
+done
+
+log "egs/librispeech/asr1: data preparation"
+(cd "$root/egs/librispeech/asr1" && ./run.sh --stage 1 --stop_stage 1 \
+   --librispeech_root "$demo/corpora/LibriSpeech")
+
+echo
+echo "Demo results"
+printf '%-40s %8s %8s %8s\n' "data dir" "utts" "spks" "hours"
+for d in "$root"/egs/*/*/data/*/; do
+  [ -f "$d/utt2dur" ] || continue
+  printf '%-40s %8d %8d %8.3f\n' "${d#"$root"/egs/}" "$(wc -l < "$d/utt2spk")" "$(wc -l < "$d/spk2utt")" \
+    "$(awk '{ s += $2 } END { print s / 3600 }' "$d/utt2dur")"
+done
