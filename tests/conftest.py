@@ -71,3 +71,22 @@ def make_data_dir(d: Path, spk_utts: dict[str, int], seconds: float = 0.5, text:
         spk2utt.setdefault(s, []).append(u)
     (d / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
     return d
+
+
+def recipe_sandbox(tmp_path: Path, recipe: str) -> Path:
+    """A copy of egs/<recipe> made of symlinks under tmp_path, so a recipe run writes its data/, dump/
+    and exp/ there instead of into the source tree. Returns the recipe directory to run from."""
+    top = tmp_path / "repo"
+    for name in ("tools", "utils", "conf", "wavlm"):
+        if not (top / name).exists():
+            top.mkdir(parents=True, exist_ok=True)
+            (top / name).symlink_to(ROOT / name)
+    src = ROOT / "egs" / recipe
+    dst = top / "egs" / recipe
+    dst.mkdir(parents=True, exist_ok=True)
+    for item in src.iterdir():
+        if item.name in ("data", "dump", "exp"):
+            continue
+        if not (dst / item.name).exists():
+            (dst / item.name).symlink_to(item.resolve() if item.name != "utils" else top / "utils")
+    return dst

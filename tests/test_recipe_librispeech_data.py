@@ -1,0 +1,76 @@
+"""egs/librispeech/asr1 stage 1 on a LibriSpeech tree in the real layout."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from conftest import recipe_sandbox, run
+
+from wavlm.data import datadir
+
+
+def make_librispeech(root: Path) -> Path:
+    ls = root / "LibriSpeech"
+    rng = np.random.default_rng(0)
+    layout = {"train-clean-100": {"19": ["198", "227"], "26": ["495"]}, "dev-clean": {"84": ["121123"]}}
+    for subset, spks in layout.items():
+        for spk, chapters in spks.items():
+            for ch in chapters:
+                d = ls / subset / spk / ch
+                d.mkdir(parents=True)
+                lines = []
+                for i in range(3):
+                    utt = f"{spk}-{ch}-{i:04d}"
+                    sf.write(d / f"{utt}.flac", (0.1 * rng.standard_normal(8000 + 800 * i)).astype(np.float32),
+                             16000)
+                    lines.append(f"{utt} WORD NUMBER {i}\n")
+                (d / f"{spk}-{ch}.trans.txt").write_text("".join(lines))
+    (ls / "SPEAKERS.TXT").write_text("; ID | SEX | SUBSET | MINUTES | NAME\n19 | F | train-clean-100 | 25.19 | Kara\n"
+                                     "26 | M | train-clean-100 | 25.08 | Denny\n84 | F | dev-clean | 8.02 | Christie\n")
+    return ls
+
+
+def test_stage1_prepares_validated_dirs(tmp_path, env):
+    ls = make_librispeech(tmp_path / "corpus")
+    recipe = recipe_sandbox(tmp_path, "librispeech/asr1")
+    run(["./run.sh", "--stage", "1", "--stop_stage", "1", "--librispeech_root", str(ls)], env, cwd=recipe)
+    train = recipe / "data" / "train_clean_100"
+    assert datadir.validate(train, check_audio=True, need_text=True) == []
+    d = datadir.DataDir(train)
+    assert len(d.utt_ids()) == 9
+    assert d.utt2spk()["19-198-0001"] == "19-198"
+    assert d.text()["26-495-0002"] == "WORD NUMBER 2"
+    assert (train / "spk2gender").read_text() == "19-198 f\n19-227 f\n26-495 m\n"
+    assert d.utt2dur()["19-198-0002"] == 0.6
+    assert (recipe / "data" / "dev_clean" / "wav.scp").is_file()
+    # idempotent: a second run skips the up-to-date dirs and leaves them untouched
+    mtime = (train / "wav.scp").stat().st_mtime_ns
+    p = run(["./run.sh", "--stage", "1", "--stop_stage", "1", "--librispeech_root", str(ls)], env, cwd=recipe)
+    assert "is up to date" in p.stderr and (train / "wav.scp").stat().st_mtime_ns == mtime
+    # a changed corpus is prepared again
+    (ls / "dev-clean/84/121123/84-121123-0002.flac").unlink()
+    (ls / "dev-clean/84/121123/84-121123.trans.txt").write_text("84-121123-0000 A\n84-121123-0001 B\n")
+    run(["./run.sh", "--stage", "1", "--stop_stage", "1", "--librispeech_root", str(ls)], env, cwd=recipe)
+    assert datadir.DataDir(recipe / "data" / "dev_clean").utt_ids() == ["84-121123-0000", "84-121123-0001"]
+
+
+def test_stage1_wrong_root_says_what_was_expected(tmp_path, env):
+    recipe = recipe_sandbox(tmp_path, "librispeech/asr1")
+    p = run(["./run.sh", "--librispeech_root", str(tmp_path / "nope"), "--stop_stage", "1"], env, cwd=recipe,
+            check=False)
+    assert p.returncode != 0
+    assert "is not a directory" in p.stderr and "openslr.org resource 12" in p.stderr
+    (tmp_path / "empty").mkdir()
+    p = run(["./run.sh", "--librispeech_root", str(tmp_path / "empty"), "--stop_stage", "1"], env, cwd=recipe,
+            check=False)
+    assert p.returncode != 0 and "none of the subsets" in p.stderr
+
+
+def test_stage1_missing_transcript_names_file(tmp_path, env):
+    ls = make_librispeech(tmp_path / "corpus")
+    (ls / "train-clean-100/19/198/19-198.trans.txt").write_text("19-198-0000 A\n19-198-0001 B\n")
+    recipe = recipe_sandbox(tmp_path, "librispeech/asr1")
+    p = run(["./run.sh", "--librispeech_root", str(ls), "--stop_stage", "1"], env, cwd=recipe, check=False)
+    assert p.returncode != 0
+    assert "1 flac files have no transcript line, e.g. 19-198-0002 (expected in 19-198.trans.txt)" in p.stderr

@@ -1,0 +1,45 @@
+"""Writing a prepared data dir: sorted, fixed up, validated, with utt2dur, atomically, skipped when
+it is up to date with its sources."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from wavlm.data import datadir
+
+log = logging.getLogger(__name__)
+
+
+class CorpusError(ValueError):
+    """A corpus directory that does not have the expected layout."""
+
+
+def sources_stamp(files: list[Path]) -> str:
+    """Number of source files and their newest modification time: changes when the corpus changes."""
+    newest = max((f.stat().st_mtime_ns for f in files), default=0)
+    return f"{len(files)} {newest}"
+
+
+def up_to_date(dest: Path, stamp: str) -> bool:
+    done = dest / ".done"
+    return done.is_file() and done.read_text().strip() == stamp and not datadir.validate(dest)
+
+
+def write_prepared(dest: str | os.PathLike, files: dict[str, dict[str, str]], stamp: str,
+                   need_text: bool = False) -> None:
+    """Write the data dir through `<dest>.tmp`, add utt2dur, validate, then rename and stamp it."""
+    dest = Path(dest)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    datadir.write_data_dir(tmp, files)
+    datadir.compute_utt2dur(tmp)
+    errors = datadir.validate(tmp, need_text=need_text)
+    if errors:
+        raise CorpusError("prepared data dir is invalid:\n  " + "\n  ".join(errors))
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    (dest / ".done").write_text(stamp + "\n")
+    n_spk = len(set(files["utt2spk"].values()))
+    log.info("%s: %d utterances, %d speakers", dest, len(files["utt2spk"]), n_spk)
