@@ -120,7 +120,7 @@ def tiny_task(tmp_path, mix_prob=0.0, label_len_fix=0, **data):
         compute_utt2dur(dd)
         rng = np.random.default_rng(len(name))
         lines = []
-        for u in sorted(l.split()[0] for l in (dd / "utt2spk").read_text().splitlines()):
+        for u in sorted(ln.split()[0] for ln in (dd / "utt2spk").read_text().splitlines()):
             n = expected_frames(16000, 50) + label_len_fix
             lines.append(f"{u} {' '.join(str(x) for x in rng.integers(0, 5, n))}\n")
         (tmp_path / f"{name}.km").write_text("".join(lines))
@@ -142,7 +142,8 @@ def test_task_batch_and_loss_are_consistent(tmp_path):
     b = task.load_batch(batches[0], seed=3)
     assert b.wav.shape[1] == 16000 and b.labels.shape[1] == 50 and b.mixed == len(b.ids)
     for i, u in enumerate(b.ids):  # the primary utterance's labels are kept under mixing
-        assert torch.equal(b.labels[i], torch.from_numpy(task.train_labels[u][:50]))
+        lab = task.train_labels[u]  # 49 frames for 1 s; the 50th label slot is padding
+        assert len(lab) == 49 and torch.equal(b.labels[i, :49], torch.from_numpy(lab)) and b.labels[i, 49] == -100
     torch.manual_seed(0)
     model = task.build_model()
     loss, n, logs = task.loss(model, b)

@@ -74,3 +74,18 @@ def test_stage1_missing_transcript_names_file(tmp_path, env):
     p = run(["./run.sh", "--librispeech_root", str(ls), "--stop_stage", "1"], env, cwd=recipe, check=False)
     assert p.returncode != 0
     assert "1 flac files have no transcript line, e.g. 19-198-0002 (expected in 19-198.trans.txt)" in p.stderr
+
+
+def test_synthetic_librispeech_is_parsed_back(tmp_path, env):
+    out = tmp_path / "synth"
+    run(["python", "-m", "wavlm.bin.synth", "--corpus", "librispeech", "--out", str(out), "--seed", "3",
+         "--subsets", "train-clean-100,dev-clean", "--num_speakers", "2", "--num_eval_speakers", "1",
+         "--chapters_per_speaker", "1", "--utts_per_speaker", "3", "--lm_sentences", "10", "--no_finetuning"],
+        env)
+    recipe = recipe_sandbox(tmp_path, "librispeech/asr1")
+    run(["./run.sh", "--stop_stage", "1", "--librispeech_root", str(out / "LibriSpeech")], env, cwd=recipe)
+    for name, n in (("train_clean_100", 6), ("dev_clean", 3)):
+        d = recipe / "data" / name
+        assert datadir.validate(d, check_audio=True, need_text=True) == []
+        assert len(datadir.DataDir(d).utt_ids()) == n
+        assert all(t.isupper() for t in datadir.DataDir(d).text().values())
