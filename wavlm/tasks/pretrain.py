@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wavlm.cluster.labels import LabelError, read_labels, verify_label_length
 from wavlm.data.batching import crop_batch, make_batches
 from wavlm.data.datadir import DataDir
-from wavlm.data.labels import LabelError, check_label_length, read_labels
 from wavlm.data.mixing import MixConfig, mix_batch
 from wavlm.models.pretrain_head import WavLMForPretraining
 from wavlm.models.wavlm import WavLMConfig, compute_mask_indices
@@ -76,8 +76,8 @@ class PretrainTask:
         self.train_dir, self.valid_dir = DataDir(d.train), DataDir(d.valid)
         self.train_lengths = self._usable(self.train_dir, d.train_labels)
         self.valid_lengths = self._usable(self.valid_dir, d.valid_labels)
-        self.train_labels = read_labels(d.train_labels, d.num_classes)
-        self.valid_labels = read_labels(d.valid_labels, d.num_classes)
+        self.train_labels = read_labels(d.train_labels)
+        self.valid_labels = read_labels(d.valid_labels)
         self._check_labels(self.train_lengths, self.train_labels, d.train_labels)
         self._check_labels(self.valid_lengths, self.valid_labels, d.valid_labels)
         self.noises: list[str] = []
@@ -108,8 +108,14 @@ class PretrainTask:
         missing = [u for u in lengths if u not in labels]
         if missing:
             raise LabelError(f"{path}: no labels for {len(missing)} utterances of the data dir, e.g. {missing[0]}")
+        k = self.cfg.data.num_classes
         for u, n in lengths.items():
-            check_label_length(u, labels[u], n, self.cfg.data.label_rate, where=path)
+            try:
+                verify_label_length(u, len(labels[u]), n, self.cfg.data.label_rate)
+            except LabelError as e:
+                raise LabelError(f"{path}: {e}") from None
+            if labels[u].min() < 0 or labels[u].max() >= k:
+                raise LabelError(f"{path}: labels of utterance {u} are outside 0..{k - 1} (data.num_classes {k})")
 
     def train_batches(self, epoch: int) -> list[list[str]]:
         d = self.cfg.data
