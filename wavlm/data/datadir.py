@@ -84,8 +84,15 @@ def write_table(path: str | os.PathLike, rows: Iterable[tuple[str, str]]) -> Non
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a text file through a temporary name in the same directory and rename it."""
+    """Write a text file through a temporary name in the same directory and rename it.
+
+    A file that already holds exactly `text` is left alone (so reruns keep its modification time)."""
     path = Path(path)
+    try:
+        if path.stat().st_size == len(text.encode()) and path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

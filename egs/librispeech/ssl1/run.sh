@@ -22,6 +22,7 @@ km_layer=6                   # iteration-1 layer whose output is clustered
 iter1_config=conf/iter1_base.yaml
 iter2_config=conf/iter2_base.yaml
 noise_data=                  # optional noise data dir for denoising with noise (mix.noise_prob)
+train_args=                  # extra config overrides for both iterations, e.g. "trainer.update_freq=4"
 exp=exp
 help_message="Usage: ./run.sh --librispeech_root DIR [options]"
 . utils/parse_options.sh
@@ -56,6 +57,7 @@ dump_labels() {  # <feature dir prefix> <k-means dir> <label dir prefix>
 km1=km_mfcc$km1_clusters km2=km_iter1_l${km_layer}_$km2_clusters
 
 # pre-training: <config> <exp dir> <label dir prefix> <clusters> [overrides...]
+# shellcheck disable=SC2086  # $train_args is a list of overrides
 pretrain() {
   local config=$1 dir=$2 labels=$3 k=$4
   shift 4
@@ -63,8 +65,8 @@ pretrain() {
   $cmd --gpu "$ngpu" "$dir"/log/train.log \
     utils/torchrun.sh --ngpu "$ngpu" -m wavlm.bin.pretrain --config "$config" --exp_dir "$dir" \
       data.train=data/"$train_set" data.valid=data/"$valid_set" data.num_classes="$k" data.label_rate="$rate" \
-      data.train_labels="$labels/$train_set"/km.txt data.valid_labels="$labels/$valid_set"/km.txt "$@"
-  grep -h "valid at update" "$dir"/log/train.log | tail -n 1
+      data.train_labels="$labels/$train_set"/km.txt data.valid_labels="$labels/$valid_set"/km.txt "$@" $train_args
+  grep -h "valid at update" "$dir"/train.log | tail -n 1 || true
 }
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
