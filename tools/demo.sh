@@ -18,11 +18,23 @@ log "egs/librispeech/asr1: data preparation"
 (cd "$root/egs/librispeech/asr1" && ./run.sh --stage 1 --stop_stage 1 \
    --librispeech_root "$demo/corpora/LibriSpeech")
 
+log "egs/librispeech/ssl1: MFCC, k-means, iteration 1, layer dump, k-means, WavLM iteration 2, export"
+(cd "$root/egs/librispeech/ssl1" && ./run.sh --librispeech_root "$demo/corpora/LibriSpeech" \
+   --train_set train_clean_100 --train_parts train_clean_100 --nj 2 --km1_clusters 50 --km2_clusters 50 \
+   --km_percent 1.0 --km_layer 1 --iter1_config conf/debug/iter1.yaml --iter2_config conf/debug/iter2.yaml)
+
 echo
 echo "Demo results"
 printf '%-40s %8s %8s %8s\n' "data dir" "utts" "spks" "hours"
-for d in "$root"/egs/*/*/data/*/; do
+for d in "$root"/egs/librispeech/asr1/data/*/; do
   [ -f "$d/utt2dur" ] || continue
   printf '%-40s %8d %8d %8.3f\n' "${d#"$root"/egs/}" "$(wc -l < "$d/utt2spk")" "$(wc -l < "$d/spk2utt")" \
     "$(awk '{ s += $2 } END { print s / 3600 }' "$d/utt2dur")"
+done
+echo
+printf '%-34s %8s %14s %16s\n' "pre-training (dev_clean)" "updates" "masked acc" "unmasked acc"
+for it in iter1 iter2; do
+  line=$(grep -h "valid at update" "$root/egs/librispeech/ssl1/exp/$it/train.log" | tail -n 1)
+  printf '%-34s %8s %14s %16s\n' "librispeech/ssl1/exp/$it" "$(sed -E 's/.*update ([0-9]+).*/\1/' <<< "$line")" \
+    "$(sed -E 's/.*acc_masked ([0-9.]+).*/\1/' <<< "$line")" "$(sed -E 's/.*acc_unmasked ([0-9.]+).*/\1/' <<< "$line")"
 done
