@@ -133,7 +133,7 @@ def test_num_layers_stops_early(pair) -> None:
         full = ours.extract_features(wav)
         part = ours.extract_features(wav, num_layers=2)
     assert len(part.hidden_states) == 3
-    for a, b in zip(part.hidden_states, full.hidden_states, strict=True):
+    for a, b in zip(part.hidden_states, full.hidden_states[:3], strict=True):
         torch.testing.assert_close(a, b)
 
 

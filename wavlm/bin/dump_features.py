@@ -86,6 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def model_stamp(path: str) -> list[int]:
+    """Size and modification time of the checkpoint (files of a directory), so that a rerun with a
+    retrained model at the same path is not taken for done."""
+    p = Path(path)
+    files = sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
+    stats = [f.stat() for f in files if f.exists()]
+    return [sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)]
+
+
 def run(args: argparse.Namespace) -> None:
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
@@ -104,6 +113,7 @@ def run(args: argparse.Namespace) -> None:
     config = {
         "kind": "wavlm",
         "model": str(Path(args.model).resolve()),
+        "model_stamp": model_stamp(args.model),
         "layer": str(args.layer),
         "chunk_seconds": opts.chunk_seconds,
         "overlap_seconds": opts.overlap_seconds,

@@ -289,27 +289,40 @@ class ConvBlock(nn.Sequential):
         super().__init__(*mods)
         self.kernel, self.stride, self.norm = kernel, stride, norm
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x: [B, C_in, T] -> [B, C_out, T']."""
+    def conv(self, x: Tensor) -> Tensor:
+        """The convolution alone: [B, C_in, T] -> [B, C_out, T']."""
         conv: nn.Conv1d = self[0]  # type: ignore[assignment]
         if x.shape[-1] < self.kernel:
             raise ValueError(f"input of {x.shape[-1]} frames is shorter than the conv kernel {self.kernel}")
         if x.shape[1] == 1:
             frames = x[:, 0].unfold(-1, self.kernel, self.stride)  # [B, T', K] (a view)
             frames_t = frames.transpose(1, 2).contiguous()  # [B, K, T'], small
-            y = torch.matmul(conv.weight[:, 0], frames_t)  # [B, C_out, T']
+            w = conv.weight[:, 0]
+            y = torch.bmm(w.expand(frames_t.shape[0], *w.shape), frames_t)  # [B, C_out, T']
             if conv.bias is not None:
                 y = y + conv.bias[:, None]
         else:
             y = conv(x)
+        return y
+
+    def forward(self, x: Tensor, norm_stats: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """x: [B, C_in, T] -> [B, C_out, T']. `norm_stats` (mean, var) [B, C, 1] replace the GroupNorm's
+        own statistics (used to process windows of a long recording with its global statistics)."""
+        y = self.conv(x)
         inplace = not (torch.is_grad_enabled() and y.requires_grad)
-        if self.norm == "group":
-            gn: nn.GroupNorm = self[2]  # type: ignore[assignment]
+        if self.norm == "group" and norm_stats is not None:
+            gn = self[2]
+            mean, var = (t.to(y.dtype) for t in norm_stats)
+            scale = torch.rsqrt(var + gn.eps) * gn.weight[:, None]
+            y = (y - mean) * scale + gn.bias[:, None]
+        elif self.norm == "group":
+            gn = self[2]
             if inplace and gn.num_groups == y.shape[1] and y.is_contiguous():
                 # one group per channel: statistics over time, over the whole padded length
-                var, mean = torch.var_mean(y, dim=-1, unbiased=False, keepdim=True)
-                scale = torch.rsqrt(var + gn.eps) * gn.weight[:, None]
-                y = y.sub_(mean).mul_(scale).add_(gn.bias[:, None])
+                # (two passes in place: mean, then the norm of the centred values; no temporaries)
+                y = y.sub_(y.mean(dim=-1, keepdim=True))
+                var = torch.linalg.vector_norm(y, dim=-1, keepdim=True).square_().div_(y.shape[-1])
+                y = y.mul_(torch.rsqrt(var + gn.eps) * gn.weight[:, None]).add_(gn.bias[:, None])
             else:
                 y = F.group_norm(y, gn.num_groups, gn.weight, gn.bias, gn.eps)
         elif self.norm == "layer":
@@ -337,9 +350,37 @@ class FeatureExtractor(nn.Module):
         # convolutions are local), so long inputs never hold two full-length 512-channel maps.
         self.block_frames = 512
 
-    def forward(self, wav: Tensor) -> Tensor:
+    @torch.no_grad()
+    def first_norm_stats(self, wav: Tensor, block_samples: int = 160000 * 6) -> tuple[Tensor, Tensor] | None:
+        """Per-channel (mean, var) [1, C, 1] of the first layer's conv output over a whole mono
+        waveform [S], computed block by block (bounded memory); None when there is no GroupNorm."""
+        first: ConvBlock = self.conv_layers[0]  # type: ignore[assignment]
+        if first.norm != "group":
+            return None
+        k, s = first.kernel, first.stride
+        n_frames = (wav.shape[-1] - k) // s + 1
+        step = max(1, block_samples // s)
+        count, mean, m2 = 0, None, None
+        for f0 in range(0, n_frames, step):
+            f1 = min(n_frames, f0 + step)
+            y = first.conv(wav[f0 * s : (f1 - 1) * s + k].reshape(1, 1, -1)).double()
+            n_b = y.shape[-1]
+            mean_b = y.mean(-1, keepdim=True)
+            m2_b = (y - mean_b).square().sum(-1, keepdim=True)
+            if mean is None:
+                count, mean, m2 = n_b, mean_b, m2_b
+            else:  # Chan et al.'s pairwise update
+                delta = mean_b - mean
+                total = count + n_b
+                mean = mean + delta * (n_b / total)
+                m2 = m2 + m2_b + delta.square() * (count * n_b / total)
+                count = total
+        assert mean is not None and m2 is not None
+        return mean.float(), (m2 / count).float()
+
+    def forward(self, wav: Tensor, norm_stats: tuple[Tensor, Tensor] | None = None) -> Tensor:
         first, rest = self.conv_layers[0], self.conv_layers[1:]
-        x = first(wav.unsqueeze(1))  # [B, C, T0]; its GroupNorm needs the whole length
+        x = first(wav.unsqueeze(1), norm_stats)  # [B, C, T0]; its GroupNorm needs the whole length
         n_out = x.shape[-1]
         for block in rest:
             n_out = (n_out - block.kernel) // block.stride + 1
@@ -567,7 +608,12 @@ class EncoderLayer(nn.Module):
         self.activation_dropout = cfg.activation_dropout
 
     def _ffn(self, x: Tensor) -> Tensor:
-        x = F.dropout(self.activation(self.fc1(x)), self.activation_dropout, self.training)
+        h = self.fc1(x)
+        if self.activation is F.gelu and not (torch.is_grad_enabled() and h.requires_grad):
+            h = torch.ops.aten.gelu_(h)
+        else:
+            h = self.activation(h)
+        x = F.dropout(h, self.activation_dropout, self.training)
         return F.dropout(self.fc2(x), self.dropout, self.training)
 
     def forward(
@@ -791,7 +837,11 @@ class WavLM(nn.Module):
         return x, mask_indices
 
     def _features(
-        self, wav: Tensor, lengths: Tensor | None, normalize: bool | None = None
+        self,
+        wav: Tensor,
+        lengths: Tensor | None,
+        normalize: bool | None = None,
+        norm_stats: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """Waveform -> (CNN features [B, T, C], frame lengths [B], padding mask or None)."""
         if wav.dim() == 1:
@@ -802,7 +852,7 @@ class WavLM(nn.Module):
         if wav.dtype != dtype:
             wav = wav.to(dtype)
         if lengths is not None:
-            lengths = lengths.to(device=wav.device, dtype=torch.long)
+            lengths = torch.as_tensor(lengths).to(device=wav.device, dtype=torch.long)
             if (lengths > wav.shape[1]).any():
                 raise ValueError(f"lengths {lengths.tolist()} exceed the padded length {wav.shape[1]}")
             if bool((lengths == wav.shape[1]).all()):
@@ -818,12 +868,12 @@ class WavLM(nn.Module):
                 f"({self.receptive_field} samples)"
             )
         if self.cfg.feature_grad_mult > 0:
-            feats = self.feature_extractor(wav)
+            feats = self.feature_extractor(wav, norm_stats)
             if self.cfg.feature_grad_mult != 1.0 and feats.requires_grad:
                 feats = GradMultiply.apply(feats, self.cfg.feature_grad_mult)
         else:
             with torch.no_grad():
-                feats = self.feature_extractor(wav)
+                feats = self.feature_extractor(wav, norm_stats)
         b, t = feats.shape[:2]
         if lengths is None:
             return feats, torch.full((b,), t, dtype=torch.long, device=wav.device), None
@@ -846,14 +896,17 @@ class WavLM(nn.Module):
         lengths: Tensor | None = None,
         num_layers: int | None = None,
         normalize: bool | None = None,
+        norm_stats: tuple[Tensor, Tensor] | None = None,
     ) -> WavLMOutput:
         """wav float [B, S] at 16 kHz, lengths long [B] samples (None: all S) -> WavLMOutput.
 
         `num_layers` stops after that many Transformer layers (hidden_states then has num_layers+1
         entries, identical to the first ones of a full run). `normalize` overrides the config's
-        waveform normalisation (e.g. False for audio normalised beforehand as a whole).
+        waveform normalisation (e.g. False for audio normalised beforehand as a whole); `norm_stats`
+        the first GroupNorm's statistics (see `FeatureExtractor.first_norm_stats`; windows of a long
+        recording).
         """
-        feats, frames, padding_mask = self._features(wav, lengths, normalize)
+        feats, frames, padding_mask = self._features(wav, lengths, normalize, norm_stats)
         x = F.dropout(self._project(feats), self.cfg.dropout_input, self.training)
         states = self.encoder(x, padding_mask, num_layers)
         return WavLMOutput(hidden_states=states, lengths=frames, padding_mask=padding_mask)
