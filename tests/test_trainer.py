@@ -104,3 +104,24 @@ def test_schedules():
     assert lr_scale(tri, 100, 100) == pytest.approx(0.05)
     with pytest.raises(ValueError, match="unknown schedule"):
         lr_scale(ScheduleConfig(kind="cosine"), 0, 10)
+
+
+def test_ddp_two_processes_equal_one_process_with_accumulation(tmp_path, env):
+    """torchrun with 2 CPU ranks (gloo) = 1 process accumulating 2 batches per update."""
+    toy = str(HERE / "toy_task.py")
+    subprocess.run([sys.executable, toy, str(tmp_path / "one"), "10", "update_freq=2", "dropout=0.0"],
+                   env=env, cwd=HERE, check=True, capture_output=True)
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        toy, str(tmp_path / "ddp"), "10", "dropout=0.0"], env=env, cwd=HERE, capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    one, ddp = weights(tmp_path / "one"), weights(tmp_path / "ddp")
+    assert not torch.equal(one["0.weight"], train_init_weight())  # it trained
+    for k in one:
+        assert torch.allclose(one[k], ddp[k], atol=1e-6), k
+
+
+def train_init_weight() -> torch.Tensor:
+    from toy_task import ToyTask
+
+    return ToyTask().build_model()[0].weight.detach()

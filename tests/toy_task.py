@@ -23,15 +23,16 @@ class Batch:
 class ToyTask:
     """y = x @ w + noise; 40 examples in batches of 4, shuffled per epoch; the model has dropout."""
 
-    def __init__(self, nan_at: int = -1):
+    def __init__(self, nan_at: int = -1, dropout: float = 0.3):
         rng = np.random.default_rng(0)
         self.x = rng.standard_normal((40, 8)).astype(np.float32)
         self.y = (self.x @ rng.standard_normal((8, 1)) + 0.1 * rng.standard_normal((40, 1))).astype(np.float32)
         self.nan_at = nan_at
+        self.dropout = dropout
 
     def build_model(self) -> torch.nn.Module:
         torch.manual_seed(0)
-        return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Dropout(0.3), torch.nn.Linear(16, 1))
+        return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Dropout(self.dropout), torch.nn.Linear(16, 1))
 
     def train_batches(self, epoch: int) -> list[Any]:
         order = np.random.default_rng(epoch).permutation(40)
@@ -67,16 +68,18 @@ class ToyTask:
 
 def train(exp: str, max_updates: int, **kw: Any) -> Trainer:
     from wavlm.config import from_dict
+    from wavlm.train.distributed import cleanup, init
 
-    task = ToyTask(nan_at=int(kw.pop("nan_at", -1)))
+    task = ToyTask(nan_at=int(kw.pop("nan_at", -1)), dropout=float(kw.pop("dropout", 0.3)))
     cfg = from_dict(TrainerConfig, {"max_updates": max_updates, "save_interval_updates": 5, "log_interval": 5,
                                     "valid_interval_updates": 10, "num_workers": 0, "keep_last": 2,
                                     "optim": {"lr": 0.01}, "schedule": {"warmup_updates": 3}, **kw})
-    t = Trainer(cfg, task, task.build_model(), exp)
+    t = Trainer(cfg, task, task.build_model(), exp, init("cpu"))
     t.train()
+    cleanup()
     return t
 
 
 if __name__ == "__main__":
     extra = dict(a.split("=", 1) for a in sys.argv[3:])
-    train(sys.argv[1], int(sys.argv[2]), **{k: int(v) for k, v in extra.items()})
+    train(sys.argv[1], int(sys.argv[2]), **{k: float(v) if "." in v else int(v) for k, v in extra.items()})

@@ -76,18 +76,20 @@ class Task(Protocol):
 
 
 class _Batches(torch.utils.data.Dataset):
-    """Batch descriptors [start:] of one epoch, loaded with per-batch seeds (so order and content
-    do not depend on the number of DataLoader workers)."""
+    """This rank's batches [start:] of one epoch. Each is loaded with a seed from its index in the
+    epoch's global batch list, so content and order depend neither on the number of DataLoader workers
+    nor on how many ranks share the epoch."""
 
-    def __init__(self, task: Task, descriptors: list[Any], start: int, seed: int):
+    def __init__(self, task: Task, descriptors: list[Any], start: int, seed: int, rank: int, world: int):
         self.task, self.descriptors, self.start, self.seed = task, descriptors, start, seed
+        self.rank, self.world = rank, world
 
     def __len__(self) -> int:
         return len(self.descriptors) - self.start
 
     def __getitem__(self, i: int) -> tuple[int, Any]:
         j = self.start + i
-        return j, self.task.load_batch(self.descriptors[j], self.seed + j)
+        return j, self.task.load_batch(self.descriptors[j], self.seed + self.rank + j * self.world)
 
 
 def _seed_everything(seed: int) -> None:
@@ -171,9 +173,10 @@ class Trainer:
                 raise RuntimeError(f"epoch {self.epoch} has {len(descriptors)} batches, fewer than "
                                    f"{self.dist.world_size} ranks; add data or lower the batch size")
             mine = descriptors[self.dist.rank:n:self.dist.world_size]
-            seed = _mix(self.cfg.seed, self.epoch, self.dist.rank)
+            seed = _mix(self.cfg.seed, self.epoch)
             loader = torch.utils.data.DataLoader(
-                _Batches(self.task, mine, self.batch_index, seed), batch_size=None, shuffle=False,
+                _Batches(self.task, mine, self.batch_index, seed, self.dist.rank, self.dist.world_size),
+                batch_size=None, shuffle=False,
                 num_workers=self.cfg.num_workers, persistent_workers=False,
                 pin_memory=self.dist.device.type == "cuda",
                 # its own generator, so starting an epoch does not draw from the global RNG
