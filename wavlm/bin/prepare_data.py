@@ -1,23 +1,27 @@
 """Kaldi data dirs from a corpus in its real on-disk layout (what recipes' local/data.sh call).
 
     python -m wavlm.bin.prepare_data librispeech --root /data/LibriSpeech --data data [--subsets dev-clean ...]
+    python -m wavlm.bin.prepare_data librilight --root /data/librilight --data data --subsets small medium large
+
+Corpora that cut long recordings into utterances (librilight) take --max_seconds / --min_seconds.
 
 A data dir that is complete and made from unchanged sources is left as it is.
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import sys
 
 from wavlm.bin import setup_logging
-from wavlm.data.corpora import librispeech
+from wavlm.data.corpora import librilight, librispeech
 from wavlm.data.corpora.common import CorpusError
 from wavlm.data.datadir import DataDirError
 
 log = logging.getLogger("wavlm.prepare_data")
 
-CORPORA = {"librispeech": librispeech}
+CORPORA = {"librilight": librilight, "librispeech": librispeech}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,9 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", required=True, help="the corpus directory")
     p.add_argument("--data", default="data", help="where the data dirs go")
     p.add_argument("--subsets", nargs="*", default=None, help="only these subsets (default: all present)")
+    p.add_argument("--max_seconds", type=float, default=None, help="longest utterance cut from a recording")
+    p.add_argument("--min_seconds", type=float, default=None, help="shortest utterance kept")
     a = p.parse_args(argv)
+    prepare = CORPORA[a.corpus].prepare
+    kwargs = {k: v for k, v in (("max_seconds", a.max_seconds), ("min_seconds", a.min_seconds)) if v is not None}
+    unsupported = [k for k in kwargs if k not in inspect.signature(prepare).parameters]
+    if unsupported:
+        p.error(f"{a.corpus} does not cut recordings into utterances; drop --{' --'.join(unsupported)}")
     try:
-        CORPORA[a.corpus].prepare(a.root, a.data, a.subsets)
+        prepare(a.root, a.data, a.subsets, **kwargs)
     except (CorpusError, DataDirError) as e:
         log.error("%s", e)
         return 1
