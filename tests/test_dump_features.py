@@ -239,3 +239,34 @@ def test_help(capsys) -> None:
     with pytest.raises(SystemExit):
         dump_features.main(["--help"])
     assert "--chunk_seconds" in capsys.readouterr().out
+
+
+def test_first_norm_stats_blockwise_equal_full(model_path) -> None:
+    """The global GroupNorm statistics used for windows equal those of the full-length pass."""
+    _, model = model_path
+    wav = torch.from_numpy(speechlike(50000, 5))[None]
+    with torch.no_grad():
+        full = model.extract_features(wav).hidden_states
+        stats = model.feature_extractor.first_norm_stats(wav[0], block_samples=7777)
+        given = model.extract_features(wav, norm_stats=stats).hidden_states
+    for a, b in zip(full, given, strict=True):
+        assert (a - b).abs().max() < 1e-4
+
+
+def test_large_style_padded_batches_equal_single(tmp_path) -> None:
+    """Layer-norm CNN, pre-LN, normalised input: padded batches give each utterance's own features."""
+    torch.manual_seed(1)
+    cfg = WavLMConfig(
+        **SMALL, extractor_mode="layer_norm", layer_norm_first=True, conv_bias=True, normalize=True
+    )
+    model = WavLM(cfg).eval()
+    save_checkpoint(tmp_path / "large.pt", model)
+    lengths = [16000, 15000, 9000, 12000]
+    data = make_data(tmp_path / "data", {f"s-{i}": (speechlike(n, i), 16000) for i, n in enumerate(lengths)})
+    out = tmp_path / "o"
+    args = ["--model", str(tmp_path / "large.pt"), "--data", str(data), "--out", str(out), "--layer", "last"]
+    assert dump_features.main(args + ["--batch_seconds", "10"]) == 0
+    feats = read_back(out / "feats.scp")
+    for i in range(len(lengths)):
+        ref = reference(model, data / "wavs" / f"s-{i}.wav", cfg.encoder_layers)
+        np.testing.assert_allclose(feats[f"s-{i}"], ref, atol=1e-4)
