@@ -34,7 +34,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n_init", type=int, default=20, help="sklearn n_init (fairseq: 20)")
     p.add_argument("--faiss_niter", type=int, default=20, help="Lloyd iterations of our faiss k-means")
-    p.add_argument("--faiss_nredo", type=int, default=1)
+    p.add_argument("--faiss_nredo", type=int, default=3, help="k-means++ restarts of ours (best kept)")
     p.add_argument("--faiss_max_points_per_centroid", type=int, default=None,
                    help="let faiss subsample per run (default: all frames)")
     p.add_argument("--skip_sklearn", action="store_true")
