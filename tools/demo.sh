@@ -32,9 +32,16 @@ for d in "$root"/egs/librispeech/asr1/data/*/; do
     "$(awk '{ s += $2 } END { print s / 3600 }' "$d/utt2dur")"
 done
 echo
-printf '%-34s %8s %14s %16s\n' "pre-training (dev_clean)" "updates" "masked acc" "unmasked acc"
+printf '%-34s %8s %12s %14s %18s\n' "pre-training (dev_clean)" "updates" "masked acc" "unmasked acc" \
+  "majority class"
+ssl=$root/egs/librispeech/ssl1
 for it in iter1 iter2; do
-  line=$(grep -h "valid at update" "$root/egs/librispeech/ssl1/exp/$it/train.log" | tail -n 1)
-  printf '%-34s %8s %14s %16s\n' "librispeech/ssl1/exp/$it" "$(sed -E 's/.*update ([0-9]+).*/\1/' <<< "$line")" \
-    "$(sed -E 's/.*acc_masked ([0-9.]+).*/\1/' <<< "$line")" "$(sed -E 's/.*acc_unmasked ([0-9.]+).*/\1/' <<< "$line")"
+  line=$(grep -h "valid at update" "$ssl/exp/$it/train.log" | tail -n 1)
+  labels=$(grep -o 'data.valid_labels=[^ ]*' "$ssl/exp/$it/cmd.txt" | cut -d= -f2)
+  # the share of the most frequent label: what always guessing it would score
+  majority=$(cut -d' ' -f2- "$ssl/$labels" | tr ' ' '\n' | sort | uniq -c | sort -rn |
+             awk 'NR == 1 { top = $1 } { n += $1 } END { printf "%.4f", top / n }')
+  printf '%-34s %8s %12s %14s %18s\n' "librispeech/ssl1/exp/$it" "$(sed -E 's/.*update ([0-9]+).*/\1/' <<< "$line")" \
+    "$(sed -E 's/.*acc_masked ([0-9.]+).*/\1/' <<< "$line")" "$(sed -E 's/.*acc_unmasked ([0-9.]+).*/\1/' <<< "$line")" \
+    "$majority"
 done
