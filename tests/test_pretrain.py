@@ -155,3 +155,18 @@ def test_task_batch_and_loss_are_consistent(tmp_path):
 def test_label_length_mismatch_names_utterance(tmp_path):
     with pytest.raises(LabelError, match=r"train.km: utterance a-0000: 59 labels at 50/s span 1.180s but the audio"):
         tiny_task(tmp_path, label_len_fix=10)
+
+
+def test_corrupt_audio_names_the_utterance(tmp_path):
+    from wavlm.data.audio import AudioError
+
+    task = tiny_task(tmp_path)
+    (tmp_path / "train" / "wavs" / "b-0001.wav").write_bytes(b"RIFF....WAVEbroken")
+    batch = next(b for b in task.train_batches(1) if "b-0001" in b)
+    with pytest.raises(AudioError, match=r"train/wav.scp:6 \(utterance b-0001\): cannot read audio"):
+        task.load_batch(batch, seed=0)
+
+
+def test_all_too_short_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no utterance is at least min_sample_size 16001 samples long"):
+        tiny_task(tmp_path, min_sample_size=16001)
