@@ -16,6 +16,18 @@ class CorpusError(ValueError):
     """A corpus directory that does not have the expected layout."""
 
 
+def present_subsets(root: Path, subsets: list[str] | None, default: list[str], example: str, where: str) -> list[str]:
+    """The subsets to prepare: those asked for (all must exist), else those of `default` under root."""
+    wanted = subsets or default
+    present = [s for s in wanted if (root / s).is_dir()]
+    if not present:
+        raise CorpusError(f"none of the subsets {wanted} is under {root}; expected e.g. {root}/{example} ({where})")
+    absent = [s for s in subsets or [] if s not in present]
+    if absent:
+        raise CorpusError(f"subsets {absent} asked for are not under {root} ({where})")
+    return present
+
+
 def sources_stamp(files: list[Path]) -> str:
     """Number of source files and their newest modification time: changes when the corpus changes."""
     newest = max((f.stat().st_mtime_ns for f in files), default=0)

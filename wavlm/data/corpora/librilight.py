@@ -21,7 +21,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from wavlm.data.corpora.common import CorpusError, sources_stamp, up_to_date, write_prepared
+from wavlm.data.corpora.common import CorpusError, present_subsets, sources_stamp, up_to_date, write_prepared
 
 log = logging.getLogger(__name__)
 
@@ -143,15 +143,7 @@ def prepare(root: str | Path, data: str | Path, subsets: list[str] | None = None
     unknown = [s for s in subsets or [] if s not in KNOWN]
     if unknown:
         raise CorpusError(f"unknown Libri-light subsets {unknown}; choose from {list(KNOWN)}")
-    wanted = subsets or list(SUBSETS)
-    present = [s for s in wanted if (root / s).is_dir()]
-    if not present:
-        raise CorpusError(f"none of the subsets {wanted} is under {root}; expected e.g. "
-                          f"{root}/small/<spk>/<book>/*.flac ({WHERE})")
-    if subsets:
-        absent = [s for s in subsets if s not in present]
-        if absent:
-            raise CorpusError(f"subsets {absent} asked for are not under {root} ({WHERE})")
+    present = present_subsets(root, subsets, list(SUBSETS), "small/<spk>/<book>/*.flac", WHERE)
     out = []
     for s in present:
         dest = data / s

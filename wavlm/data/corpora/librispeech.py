@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from wavlm.data.corpora.common import CorpusError, sources_stamp, up_to_date, write_prepared
+from wavlm.data.corpora.common import CorpusError, present_subsets, sources_stamp, up_to_date, write_prepared
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +69,7 @@ def prepare(root: str | Path, data: str | Path, subsets: list[str] | None = None
     if not root.is_dir():
         raise CorpusError(f"LibriSpeech root {root} is not a directory; expected LibriSpeech/ holding "
                           f"train-clean-100/, dev-clean/, ... ({WHERE})")
-    wanted = subsets or list(SUBSETS)
-    present = [s for s in wanted if (root / s).is_dir()]
-    if not present:
-        raise CorpusError(f"none of the subsets {wanted} is under {root}; expected e.g. "
-                          f"{root}/train-clean-100/<spk>/<chapter>/*.flac ({WHERE})")
-    if subsets:
-        absent = [s for s in subsets if s not in present]
-        if absent:
-            raise CorpusError(f"subsets {absent} asked for are not under {root} ({WHERE})")
+    present = present_subsets(root, subsets, list(SUBSETS), "train-clean-100/<spk>/<chapter>/*.flac", WHERE)
     genders = read_genders(root)
     out = []
     for s in present:
