@@ -12,6 +12,17 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# A tiny WavLM (Base layout: group-norm CNN, post-LN, gated relative bias) for fast model tests.
+SMALL_MODEL = dict(
+    conv_feature_layers="[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2",
+    encoder_layers=2,
+    encoder_embed_dim=64,
+    encoder_ffn_embed_dim=128,
+    encoder_attention_heads=4,
+    conv_pos=16,
+    conv_pos_groups=4,
+)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: long end-to-end tests (recipes)")

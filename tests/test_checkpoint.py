@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import SMALL_MODEL
 
 import wavlm
 from wavlm.bin import export
@@ -19,20 +20,10 @@ from wavlm.models.wavlm import ConfigError, WavLM, WavLMConfig
 
 transformers = pytest.importorskip("transformers")
 
-SMALL = dict(
-    conv_feature_layers="[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2",
-    encoder_layers=2,
-    encoder_embed_dim=64,
-    encoder_ffn_embed_dim=128,
-    encoder_attention_heads=4,
-    conv_pos=16,
-    conv_pos_groups=4,
-)
-
 
 def random_model(seed: int = 0, **kw) -> WavLM:
     torch.manual_seed(seed)
-    model = WavLM(WavLMConfig(**{**SMALL, **kw})).eval()
+    model = WavLM(WavLMConfig(**{**SMALL_MODEL, **kw})).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))

@@ -7,21 +7,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import SMALL_MODEL
 
 from wavlm.bin import dump_features
 from wavlm.features.dump import extract_chunked
 from wavlm.models.checkpoint import save_checkpoint
 from wavlm.models.wavlm import WavLM, WavLMConfig
-
-SMALL = dict(
-    conv_feature_layers="[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2",
-    encoder_layers=2,
-    encoder_embed_dim=64,
-    encoder_ffn_embed_dim=128,
-    encoder_attention_heads=4,
-    conv_pos=16,
-    conv_pos_groups=4,
-)
 
 
 def speechlike(n: int, seed: int) -> np.ndarray:
@@ -37,7 +28,7 @@ def speechlike(n: int, seed: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     torch.manual_seed(0)
-    model = WavLM(WavLMConfig(**SMALL)).eval()
+    model = WavLM(WavLMConfig(**SMALL_MODEL)).eval()
     path = tmp_path_factory.mktemp("model") / "m.pt"
     save_checkpoint(path, model)
     return path, model
@@ -257,7 +248,7 @@ def test_large_style_padded_batches_equal_single(tmp_path) -> None:
     """Layer-norm CNN, pre-LN, normalised input: padded batches give each utterance's own features."""
     torch.manual_seed(1)
     cfg = WavLMConfig(
-        **SMALL, extractor_mode="layer_norm", layer_norm_first=True, conv_bias=True, normalize=True
+        **SMALL_MODEL, extractor_mode="layer_norm", layer_norm_first=True, conv_bias=True, normalize=True
     )
     model = WavLM(cfg).eval()
     save_checkpoint(tmp_path / "large.pt", model)

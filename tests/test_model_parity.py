@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import SMALL_MODEL
 
 from wavlm.models.checkpoint import cfg_from_hf, hf_to_official, load_weights
 from wavlm.models.layer_sum import WeightedLayerSum
@@ -158,13 +159,7 @@ def test_normalize_matches_hf_feature_extractor() -> None:
 def test_grad_path_matches_inference() -> None:
     """Training-mode code paths (no in-place, autograd mask) give the same numbers with dropout off."""
     cfg = WavLMConfig(
-        conv_feature_layers="[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2",
-        encoder_layers=2,
-        encoder_embed_dim=64,
-        encoder_ffn_embed_dim=128,
-        encoder_attention_heads=4,
-        conv_pos=16,
-        conv_pos_groups=4,
+        **SMALL_MODEL,
         dropout=0.0,
         attention_dropout=0.0,
         dropout_input=0.0,
@@ -190,13 +185,7 @@ def test_grad_path_matches_inference() -> None:
 
 def test_masking_and_layer_sum() -> None:
     cfg = WavLMConfig(
-        conv_feature_layers="[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2",
-        encoder_layers=2,
-        encoder_embed_dim=64,
-        encoder_ffn_embed_dim=128,
-        encoder_attention_heads=4,
-        conv_pos=16,
-        conv_pos_groups=4,
+        **SMALL_MODEL,
         mask_prob=0.5,
         mask_length=5,
     )
