@@ -1,6 +1,7 @@
 """egs/librispeech/asr1 stage 1 on a LibriSpeech tree in the real layout."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,12 @@ from conftest import recipe_sandbox, run
 from wavlm.data import datadir
 
 
-def make_librispeech(root: Path) -> Path:
+def make_librispeech(root: Path, more_train: bool = False) -> Path:
     ls = root / "LibriSpeech"
     rng = np.random.default_rng(0)
     layout = {"train-clean-100": {"19": ["198", "227"], "26": ["495"]}, "dev-clean": {"84": ["121123"]}}
+    if more_train:
+        layout |= {"train-clean-360": {"100": ["121669"]}, "train-other-500": {"20": ["205"]}}
     for subset, spks in layout.items():
         for spk, chapters in spks.items():
             for ch in chapters:
@@ -27,7 +30,8 @@ def make_librispeech(root: Path) -> Path:
                     lines.append(f"{utt} WORD NUMBER {i}\n")
                 (d / f"{spk}-{ch}.trans.txt").write_text("".join(lines))
     (ls / "SPEAKERS.TXT").write_text("; ID | SEX | SUBSET | MINUTES | NAME\n19 | F | train-clean-100 | 25.19 | Kara\n"
-                                     "26 | M | train-clean-100 | 25.08 | Denny\n84 | F | dev-clean | 8.02 | Christie\n")
+                                     "26 | M | train-clean-100 | 25.08 | Denny\n84 | F | dev-clean | 8.02 | Christie\n"
+                                     "100 | F | train-clean-360 | 25.03 | Judy\n20 | F | train-other-500 | 30.07 | X\n")
     return ls
 
 
@@ -73,7 +77,8 @@ def test_stage1_missing_transcript_names_file(tmp_path, env):
     recipe = recipe_sandbox(tmp_path, "librispeech/asr1")
     p = run(["./run.sh", "--librispeech_root", str(ls), "--stop_stage", "1"], env, cwd=recipe, check=False)
     assert p.returncode != 0
-    assert "1 flac files have no transcript line, e.g. 19-198-0002 (expected in 19-198.trans.txt)" in p.stderr
+    assert ("1 flac files have no transcript line, e.g. 19-198-0002 "
+            f"(expected in {ls}/train-clean-100/19/198/19-198.trans.txt)") in p.stderr
 
 
 def test_synthetic_librispeech_is_parsed_back(tmp_path, env):
@@ -89,3 +94,56 @@ def test_synthetic_librispeech_is_parsed_back(tmp_path, env):
         assert datadir.validate(d, check_audio=True, need_text=True) == []
         assert len(datadir.DataDir(d).utt_ids()) == n
         assert all(t.isupper() for t in datadir.DataDir(d).text().values())
+
+
+def test_stage1_train_960(tmp_path, env):
+    ls = make_librispeech(tmp_path / "corpus", more_train=True)
+    recipe = recipe_sandbox(tmp_path, "librispeech/asr1")
+    p = run(["./run.sh", "--stage", "1", "--stop_stage", "1", "--librispeech_root", str(ls)], env, cwd=recipe)
+    train = recipe / "data" / "train_960"
+    assert datadir.validate(train, check_audio=True, need_text=True) == []
+    assert len(datadir.DataDir(train).utt_ids()) == 15 and datadir.DataDir(train).utt2spk()["20-205-0001"] == "20-205"
+    assert "librispeech_finetuning" in p.stderr and "skipping train_10min" in p.stderr
+    mtime = (train / "wav.scp").stat().st_mtime_ns
+    p = run(["./run.sh", "--stage", "1", "--stop_stage", "1", "--librispeech_root", str(ls)], env, cwd=recipe)
+    assert f"{Path('data/train_960')} is up to date" in p.stderr and (train / "wav.scp").stat().st_mtime_ns == mtime
+    p = run(["local/data.sh", "--librispeech_root", str(ls), "--combine_960", "false", "--data", "data2"], env,
+            cwd=recipe)
+    assert not (recipe / "data2" / "train_960").exists() and (recipe / "data2" / "train_other_500").is_dir()
+
+
+def test_stage1_librilight_finetuning_sets(tmp_path, env):
+    out = tmp_path / "synth"
+    run(["python", "-m", "wavlm.bin.synth", "--corpus", "librispeech", "--out", str(out), "--seed", "0",
+         "--subsets", "train-clean-100,dev-clean", "--num_speakers", "3", "--num_eval_speakers", "1",
+         "--chapters_per_speaker", "1", "--utts_per_speaker", "2", "--lm_sentences", "5"], env)
+    ft = out / "librispeech_finetuning"
+    recipe = recipe_sandbox(tmp_path, "librispeech/asr1")
+    # run.sh passes only --librispeech_root: librispeech_finetuning/ beside LibriSpeech/ is found
+    p = run(["./run.sh", "--stop_stage", "1", "--librispeech_root", str(out / "LibriSpeech")], env, cwd=recipe)
+    assert "train_960 not made" in p.stderr
+    n = {name: len(list(ft.glob(f"{pat}/*/*/*.flac"))) for name, pat in (("10min", "1h/0/*"), ("1h", "1h/*/*"),
+                                                                          ("9h", "9h/*"))}
+    sets = {}
+    for name, count in (("train_10min", n["10min"]), ("train_1h", n["1h"]), ("train_10h", n["1h"] + n["9h"])):
+        d = recipe / "data" / name
+        assert datadir.validate(d, check_audio=True, need_text=True) == []
+        sets[name] = set(datadir.DataDir(d).utt_ids())
+        assert len(sets[name]) == count > 0
+        assert (d / "spk2gender").is_file()  # genders from LibriSpeech/SPEAKERS.TXT
+    assert sets["train_10min"] < sets["train_1h"] < sets["train_10h"]
+    mtime = (recipe / "data" / "train_10h" / "wav.scp").stat().st_mtime_ns
+    p = run(["./run.sh", "--stop_stage", "1", "--librispeech_root", str(out / "LibriSpeech")], env, cwd=recipe)
+    assert "data/train_10h is up to date" in p.stderr
+    assert (recipe / "data" / "train_10h" / "wav.scp").stat().st_mtime_ns == mtime
+    # an explicit root elsewhere; a missing transcript line names the file
+    moved = tmp_path / "elsewhere" / "ft"
+    shutil.copytree(ft, moved)
+    trans = sorted(moved.glob("1h/0/clean/*/*/*.trans.txt"))[0]
+    trans.write_text(trans.read_text().splitlines()[0] + "\n")
+    p = run(["local/data.sh", "--librispeech_root", str(out / "LibriSpeech"), "--data", "data2",
+             "--librispeech_finetuning_root", str(moved)], env, cwd=recipe, check=False)
+    assert p.returncode != 0 and f"(expected in {trans})" in p.stderr
+    p = run(["local/data.sh", "--librispeech_root", str(out / "LibriSpeech"), "--data", "data3",
+             "--librispeech_finetuning_root", str(tmp_path / "nope")], env, cwd=recipe, check=False)
+    assert p.returncode != 0 and "is not a directory" in p.stderr and "librispeech_finetuning.tgz" in p.stderr

@@ -30,11 +30,37 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") 
     kwargs = {}
     for name, value in data.items():
         sub = _dataclass_of(hints[name])
-        kwargs[name] = from_dict(sub, value, f"{where}.{name}") if sub and isinstance(value, dict) else value
+        if sub and isinstance(value, dict):
+            kwargs[name] = from_dict(sub, value, f"{where}.{name}")
+        else:
+            kwargs[name] = _scalar(hints[name], value, f"{where}.{name}")
     try:
         return cls(**kwargs)
     except TypeError as e:  # e.g. a required field is missing
         raise ConfigError(f"{where}: {e}") from None
+
+
+def _scalar(hint: Any, value: Any, where: str) -> Any:
+    """Check a value against a float/int/bool/str field. YAML 1.1 reads `5e-4` (no dot) as a string;
+    such a string is accepted for a float field, anything else of the wrong type is an error."""
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if hint is str and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
 
 
 def _dataclass_of(hint: Any) -> type | None:

@@ -125,7 +125,7 @@ class Shards:
                 raise ShardError(f"{p}: missing although job {j} is marked done")
             with open(p, encoding="utf-8") as f:
                 for n, line in enumerate(f, 1):
-                    key = line.split(" ", 1)[0]
+                    key = line.rstrip("\n").split(" ", 1)[0]  # `utt` alone: an empty hypothesis
                     if key in lines:
                         raise ShardError(f"{p}:{n}: duplicate key {key!r}")
                     lines[key] = line if line.endswith("\n") else line + "\n"

@@ -17,6 +17,7 @@ are listed in the error. Both weight-norm key styles (`weight_g/weight_v` and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -393,11 +394,13 @@ def load_model(
     weights_only: bool = True,
     map_location: str | torch.device = "cpu",
     train: bool = False,
+    overrides: dict[str, Any] | None = None,
 ) -> WavLM:
     """A WavLM encoder from a released `.pt`, a Hugging Face directory or one of our checkpoints.
 
     The model is in eval mode unless `train`. `weights_only=False` unpickles arbitrary objects;
-    only for files you trust.
+    only for files you trust. `overrides` replaces config fields that do not change the weights'
+    shapes (dropouts, masking, layerdrop, feature_grad_mult for fine-tuning).
     """
     p = Path(path)
     if p.is_dir():
@@ -407,6 +410,8 @@ def load_model(
         cfg, sd, _ = load_official(p, weights_only=weights_only)
         allow = ()
     try:
+        if overrides:
+            cfg = WavLMConfig.from_dict({**dataclasses.asdict(cfg), **overrides})
         model = WavLM(cfg)
     except ValueError as e:
         raise CheckpointError(f"{p}: bad model config: {e}") from None

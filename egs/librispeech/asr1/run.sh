@@ -1,19 +1,107 @@
 #!/usr/bin/env bash
-# LibriSpeech ASR: CTC fine-tuning of WavLM (Chen et al. 2022, Table 3/4).
-#   ./run.sh --librispeech_root /data/LibriSpeech [--stage N] [--stop_stage M]
+# LibriSpeech ASR: CTC fine-tuning of WavLM (Chen et al. 2022, Tables 3 and 4), LM beam search, WER.
+#   ./run.sh --librispeech_root /data/LibriSpeech --pretrained /models/WavLM-Base+.pt [--stage N] [--stop_stage M]
+# 1 data  2 units (sentencepiece)  3 LM  4 fine-tuning  5 decoding (greedy; beam search + LM)  6 WER
 set -euo pipefail
 . ./path.sh
 . ./cmd.sh
 
 stage=1
 stop_stage=100
-librispeech_root=      # LibriSpeech/ with train-clean-100/, dev-clean/, test-clean/, ...
-help_message="Usage: ./run.sh --librispeech_root DIR [--stage N] [--stop_stage M]"
+librispeech_root=            # LibriSpeech/ with train-clean-100/, dev-clean/, ...; librispeech_finetuning/ beside it
+lm_text=                     # LM training text; empty: <librispeech_root>/../librispeech_lm/librispeech-lm-norm.txt[.gz]
+pretrained=                  # encoder init: ours (ssl1), Microsoft's .pt or a Hugging Face dir; empty: random init
+train_set=train_clean_100    # or train_10min, train_1h, train_10h, train_960
+valid_set=dev_other          # fairseq validates on dev_other
+test_sets="dev_clean dev_other test_clean test_other"
+asr_config=conf/finetune_base_100h.yaml
+lm_config=conf/lm_transformer.yaml
+unit_type=char               # char (fairseq's letters) or bpe
+bpe_vocab=5000
+use_lm=true                  # train the LM (stage 3) and decode with it (stage 5)
+beam_size=20
+lm_weight=0.5
+length_bonus=1.0
+nj=8                         # parallel decoding jobs
+ngpu=1                       # GPUs per training job (torchrun when > 1)
+train_args=                  # extra overrides of the ASR config, e.g. "trainer.update_freq=8"
+tag=                         # name of the experiment (default: from the config and the init)
+exp=exp
+help_message="Usage: ./run.sh --librispeech_root DIR [--pretrained CKPT] [options]"
 . utils/parse_options.sh
+
+units=$exp/units_$unit_type
+[ "$unit_type" = bpe ] && units=$exp/units_bpe$bpe_vocab
+if [ -z "$tag" ]; then  # config + init (its name and a hash of its full path: two inits never share an exp dir)
+  init=scratch
+  [ -z "$pretrained" ] || init=$(basename "${pretrained%.pt}")_$(realpath -m "$pretrained" | md5sum | cut -c1-6)
+  tag=$(basename "${asr_config%.yaml}")_$init
+fi
+asr_exp=$exp/asr_$tag
+lm_exp=$exp/lm_$(basename "${lm_config%.yaml}")_$(basename "$units")
+if [ -z "$lm_text" ]; then
+  for f in "$librispeech_root"/../librispeech_lm/librispeech-lm-norm.txt{,.gz}; do [ -f "$f" ] && lm_text=$f && break; done
+fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "stage 1: Kaldi data dirs from $librispeech_root"
   local/data.sh --librispeech_root "$librispeech_root"
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  log "stage 2: $unit_type units from data/$train_set/text -> $units"
+  python -m wavlm.bin.train_tokenizer --text data/"$train_set"/text --out "$units" --model_type "$unit_type" \
+    --vocab_size "$bpe_vocab"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ] && [ "$use_lm" = true ]; then
+  log "stage 3: LM on $lm_text ($lm_config) -> $lm_exp"
+  [ -f "$lm_text" ] || { log "ERROR: no LM text '$lm_text' (give --lm_text, or --use_lm false)"; exit 1; }
+  $cmd --gpu "$ngpu" "$lm_exp"/log/train.log \
+    utils/torchrun.sh --ngpu "$ngpu" -m wavlm.bin.train_lm --config "$lm_config" --exp_dir "$lm_exp" \
+      data.tokenizer="$units" "data.train=[$lm_text]" "data.valid=[kaldi:data/$valid_set/text]"
+  grep -h "valid at update" "$lm_exp"/train.log | tail -n 1 || true
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  log "stage 4: CTC fine-tuning ($asr_config) from ${pretrained:-random initialisation} -> $asr_exp"
+  # shellcheck disable=SC2086  # $train_args is a list of overrides
+  $cmd --gpu "$ngpu" "$asr_exp"/log/train.log \
+    utils/torchrun.sh --ngpu "$ngpu" -m wavlm.bin.train_asr --config "$asr_config" --exp_dir "$asr_exp" \
+      data.train=data/"$train_set" data.valid=data/"$valid_set" data.tokenizer="$units" \
+      model.init="$pretrained" $train_args
+  grep -h "valid at update" "$asr_exp"/train.log | tail -n 1 || true
+fi
+
+decodes="greedy"
+[ "$use_lm" = true ] && decodes="greedy beam${beam_size}_lm${lm_weight}"
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  for s in $test_sets; do
+    for d in $decodes; do
+      log "stage 5: decoding $s ($d) with $asr_exp/checkpoint_last.pt"
+      opts=(--beam_size 1)
+      [ "$d" = greedy ] || opts=(--beam_size "$beam_size" --lm "$lm_exp"/checkpoint_last.pt --lm_weight "$lm_weight"
+                                 --length_bonus "$length_bonus")
+      out=$asr_exp/decode_$d/$s
+      $cmd JOB=1:"$nj" "$out"/log/decode.JOB.log \
+        python -m wavlm.bin.asr_decode --model "$asr_exp"/checkpoint_last.pt --data data/"$s" --out "$out" \
+          --nj "$nj" --job JOB --num_threads 1 "${opts[@]}"
+      python -m wavlm.bin.asr_decode --model "$asr_exp"/checkpoint_last.pt --data data/"$s" --out "$out" \
+        --nj "$nj" --merge "${opts[@]}"
+    done
+  done
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  log "stage 6: WER -> $asr_exp/RESULTS.md"
+  for s in $test_sets; do
+    for d in $decodes; do
+      python -m wavlm.bin.score_wer --ref data/"$s"/text --hyp "$asr_exp"/decode_"$d"/"$s"/text \
+        --out "$asr_exp"/decode_"$d"/"$s"/wer --json
+    done
+  done
+  python -m wavlm.bin.score_wer --summarize "$asr_exp"/decode_*/*/wer --out "$asr_exp"/RESULTS.md
+  cat "$asr_exp"/RESULTS.md
 fi
 
 log "done (stages $stage..$stop_stage)"
