@@ -189,8 +189,18 @@ def test_no_usable_utterance_is_an_error(asr_data, units):
         AsrTask(asr_cfg(asr_data, asr_data, units))
 
 
-def test_frozen_transformer_gets_no_gradient(asr_data, units):
+def test_random_init_trains_everything(asr_data, units):
     task = AsrTask(asr_cfg(asr_data, asr_data, units))
+    model = task.build_model().train()
+    task.before_update(model, 0)
+    task.loss(model, task.load_batch(sorted(task.train_lengths)[:2], seed=0))[0].backward()
+    assert all(p.grad is not None for p in model.wavlm.feature_extractor.parameters())
+    assert model.wavlm.encoder.layers[0].fc1.weight.grad is not None
+
+
+def test_frozen_transformer_gets_no_gradient(asr_data, units, tmp_path):
+    save_checkpoint(tmp_path / "init.pt", small_encoder())
+    task = AsrTask(asr_cfg(asr_data, asr_data, units, init=str(tmp_path / "init.pt")))
     model = task.build_model().train()
     batch = task.load_batch(sorted(task.train_lengths)[:2], seed=0)
     task.before_update(model, 0)  # freeze_updates 1: update 0 is frozen
@@ -204,3 +214,23 @@ def test_frozen_transformer_gets_no_gradient(asr_data, units):
     task.loss(model, batch)[0].backward()
     assert model.wavlm.encoder.layers[0].fc1.weight.grad is not None
     assert all(p.grad is None for p in model.wavlm.feature_extractor.parameters())  # feature_grad_mult 0
+
+
+def test_resume_gives_the_same_weights(asr_data, units, tmp_path):
+    save_checkpoint(tmp_path / "init.pt", small_encoder())
+
+    def train(exp, updates):
+        cfg = asr_cfg(asr_data, asr_data, units, init=str(tmp_path / "init.pt"))
+        cfg.trainer.max_updates, cfg.trainer.save_interval_updates = updates, 2
+        cfg.trainer.schedule.kind = "constant"  # a schedule over max_updates would differ between 2 and 4
+        task = AsrTask(cfg)
+        model = task.build_model()
+        Trainer(cfg.trainer, task, model, exp).train()
+        return model.state_dict()
+
+    whole = train(tmp_path / "a", 4)
+    train(tmp_path / "b", 2)
+    resumed = train(tmp_path / "b", 4)  # a new process would do the same: resume from checkpoint_2.pt
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    fresh = AsrTask(asr_cfg(asr_data, asr_data, units, init=str(tmp_path / "init.pt"))).build_model().state_dict()
+    assert not torch.equal(whole["ctc.ctc_lo.weight"], fresh["ctc.ctc_lo.weight"])  # it did train

@@ -38,3 +38,7 @@ def test_exponent_without_dot_is_a_float():
 def test_wrong_type_or_key_names_the_key(data, where):
     with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
         from_dict(Outer, data)
+
+
+def test_empty_override_is_the_empty_string():
+    assert from_dict(Outer, apply_overrides({"name": "x"}, ["name="])).name == ""

@@ -169,9 +169,18 @@ def test_cli_end_to_end(tmp_path, capsys):
     # the glob is expanded by score_wer itself when the shell did not
     assert score_wer.main(["--summarize", str(tmp_path / "exp/asr/decode_*/*/wer"), "--out", str(md)]) == 0
     lines = md.read_text().splitlines()
-    i = lines.index("| set | #utts | #words | WER | sub | del | ins | SER |")
-    assert lines[i + 2:] == ["| decode_a/test | 3 | 9 | 55.56 | 11.11 | 33.33 | 11.11 | 66.67 |",
-                             "| decode_b/test | 3 | 9 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 |"]
+    i = lines.index("| set | unit | #utts | #tokens | error rate | sub | del | ins | SER |")
+    assert lines[i + 2:] == ["| decode_a/test | word | 3 | 9 | 55.56 | 11.11 | 33.33 | 11.11 | 66.67 |",
+                             "| decode_b/test | word | 3 | 9 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 |"]
+
+
+def test_cli_character_error_rate(tmp_path, capsys):
+    ref = write(tmp_path / "ref", "u1 AB CD\n")
+    hyp = write(tmp_path / "hyp", "u1 AB  CX\n")  # one substitution out of 5 characters (space counted once)
+    assert score_wer.main(["--ref", str(ref), "--hyp", str(hyp), "--out", str(tmp_path / "cer"), "--unit", "char",
+                           "--json"]) == 0
+    assert capsys.readouterr().out.strip() == "%CER 20.00 [ 1 / 5, 0 ins, 0 del, 1 sub ]"
+    assert json.loads((tmp_path / "cer" / "result.json").read_text())["unit"] == "char"
 
 
 def test_cli_errors(tmp_path, capsys):

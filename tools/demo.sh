@@ -9,25 +9,30 @@ MAIN_ROOT=$root
 # shellcheck source=utils/path_common.sh
 . "$root/utils/path_common.sh"
 
-log "synthesising corpora under $demo/corpora (seed $seed)"
-for corpus in librispeech librilight voxceleb libricss musan rirs; do
+train_speakers=${DEMO_TRAIN_SPEAKERS:-100}   # x 10 utterances of about 3.6 s: 1 h of training speech
+log "synthesising corpora under $demo/corpora (seed $seed; LibriSpeech train-clean-100: $train_speakers speakers)"
+python -m wavlm.bin.synth --corpus librispeech --out "$demo/corpora" --seed "$seed" --num_speakers "$train_speakers"
+for corpus in librilight voxceleb libricss musan rirs; do
   python -m wavlm.bin.synth --corpus "$corpus" --out "$demo/corpora" --seed "$seed"
 done
-
-log "egs/librispeech/asr1: data preparation"
-(cd "$root/egs/librispeech/asr1" && ./run.sh --stage 1 --stop_stage 1 \
-   --librispeech_root "$demo/corpora/LibriSpeech")
+ls_root=$demo/corpora/LibriSpeech
 
 log "egs/librispeech/ssl1: MFCC, k-means, iteration 1, layer dump, k-means, WavLM iteration 2, export"
-(cd "$root/egs/librispeech/ssl1" && ./run.sh --librispeech_root "$demo/corpora/LibriSpeech" \
+(cd "$root/egs/librispeech/ssl1" && ./run.sh --librispeech_root "$ls_root" \
    --train_set train_clean_100 --train_parts train_clean_100 --nj 2 --km1_clusters 50 --km2_clusters 50 \
    --km_percent 1.0 --km_layer 1 --iter1_config conf/debug/iter1.yaml --iter2_config conf/debug/iter2.yaml)
+
+log "egs/librispeech/asr1: CTC fine-tuning from the ssl1 checkpoint and from random initialisation"
+asr=(./run.sh --librispeech_root "$ls_root" --train_set train_clean_100 --valid_set dev_clean --test_sets test_clean
+     --asr_config conf/debug/finetune.yaml --lm_config conf/debug/lm.yaml --beam_size 8 --nj 2)
+(cd "$root/egs/librispeech/asr1" && "${asr[@]}" --stop_stage 3 &&
+ "${asr[@]}" --stage 4 --tag demo_wavlm --pretrained ../ssl1/exp/iter2/checkpoint_last.pt &&
+ "${asr[@]}" --stage 4 --tag demo_scratch)
 
 echo
 echo "Demo results"
 printf '%-40s %8s %8s %8s\n' "data dir" "utts" "spks" "hours"
-for d in "$root"/egs/librispeech/asr1/data/*/; do
-  [ -f "$d/utt2dur" ] || continue
+for d in "$root"/egs/librispeech/asr1/data/{train_clean_100,dev_clean,test_clean}/; do
   printf '%-40s %8d %8d %8.3f\n' "${d#"$root"/egs/}" "$(wc -l < "$d/utt2spk")" "$(wc -l < "$d/spk2utt")" \
     "$(awk '{ s += $2 } END { print s / 3600 }' "$d/utt2dur")"
 done
@@ -44,4 +49,16 @@ for it in iter1 iter2; do
   printf '%-34s %8s %12s %14s %18s\n' "librispeech/ssl1/exp/$it" "$(sed -E 's/.*update ([0-9]+).*/\1/' <<< "$line")" \
     "$(sed -E 's/.*acc_masked ([0-9.]+).*/\1/' <<< "$line")" "$(sed -E 's/.*acc_unmasked ([0-9.]+).*/\1/' <<< "$line")" \
     "$majority"
+done
+echo
+printf '%-28s %-10s %10s %10s %14s %14s\n' "ASR (test_clean, %)" "init" "greedy WER" "greedy CER" "beam+LM WER" \
+  "beam+LM CER"
+asr_dir=$root/egs/librispeech/asr1/exp
+rate() { python -c "import json, sys; print(f\"{json.load(open(sys.argv[1]))['wer']:.1f}\")" "$1"; }
+for tag in demo_wavlm demo_scratch; do
+  e=$asr_dir/asr_$tag
+  beam=$(basename "$(ls -d "$e"/decode_beam*)")
+  printf '%-28s %-10s %10s %10s %14s %14s\n' "librispeech/asr1/exp/asr_$tag" "${tag#demo_}" \
+    "$(rate "$e/decode_greedy/test_clean/wer/result.json")" "$(rate "$e/decode_greedy/test_clean/cer/result.json")" \
+    "$(rate "$e/$beam/test_clean/wer/result.json")" "$(rate "$e/$beam/test_clean/cer/result.json")"
 done

@@ -11,7 +11,7 @@ Every reference utterance needs a hypothesis line (`utt` alone is an empty hypot
 
 --summarize (alias --results_md) reads the result.json of each given scoring dir (or file) and writes a
 markdown table: set, #utts, #words, WER, sub, del, ins (% of reference words), SER (% of utterances).
-The set name is the dir's path relative to the dir of OUT, without a trailing `wer`.
+The set name is the dir's path relative to the dir of OUT, without a trailing `wer` or `cer`.
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--hyp", help="hypothesis Kaldi text file `utt word word ...`")
     p.add_argument("--out", required=True, help="scoring dir to write (scoring), or the markdown file (--summarize)")
     p.add_argument("--json", action="store_true", help=f"also write OUT/{RESULT_JSON}")
+    p.add_argument("--unit", choices=["word", "char"], default="word",
+                   help="char: character error rate (each character a token, the space as `_`)")
     p.add_argument("--allow_missing", action="store_true",
                    help="score reference utterances without a hypothesis as all deletions (reported)")
     p.add_argument("--summarize", "--results_md", nargs="+", metavar="WER_DIR", default=None,
@@ -45,15 +47,23 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_score(ref: str, hyp: str, out: Path, *, write_json: bool, allow_missing: bool) -> str:
+def as_chars(texts: dict[str, str]) -> dict[str, str]:
+    return {u: " ".join("_" if c == " " else c for c in " ".join(t.split())) for u, t in texts.items()}
+
+
+def run_score(ref: str, hyp: str, out: Path, *, write_json: bool, allow_missing: bool, unit: str = "word") -> str:
     refs = read_text(ref, allow_empty=False)
     hyps = read_text(hyp)
+    if unit == "char":
+        refs, hyps = as_chars(refs), as_chars(hyps)
     res = score(refs, hyps, allow_missing=allow_missing, ref_name=ref, hyp_name=hyp)
     summary = res.summary()
+    if unit == "char":
+        summary = summary.replace("%WER", "%CER", 1)
     atomic_write_text(out / RESULT_TXT, summary)
     atomic_write_text(out / PER_UTT, "".join(format_alignment(s) for s in res.utts))
     if write_json:
-        data = {"ref": str(Path(ref).resolve()), "hyp": str(Path(hyp).resolve()), **res.to_dict()}
+        data = {"ref": str(Path(ref).resolve()), "hyp": str(Path(hyp).resolve()), "unit": unit, **res.to_dict()}
         atomic_write_text(out / RESULT_JSON, json.dumps(data, indent=1, sort_keys=True) + "\n")
     logger.info("%s: %d utterances, %d reference words scored; wrote %s", hyp, res.n_utts, res.n_ref_words, out)
     return summary.splitlines()[0]
@@ -72,7 +82,7 @@ def _expand(paths: list[str]) -> list[Path]:
 
 def set_name(wer_dir: Path, base: Path) -> str:
     d = wer_dir.resolve()
-    if d.name == "wer":
+    if d.name in ("wer", "cer"):
         d = d.parent
     try:
         return str(d.relative_to(base.resolve())) or "."
@@ -90,15 +100,17 @@ def results_md(dirs: list[Path], out: Path) -> str:
             r = json.loads(f.read_text(encoding="utf-8"))
             n_words = int(r["n_ref_words"])
             pct = [100.0 * int(r[k]) / n_words for k in ("sub", "del", "ins")]
-            cells = [set_name(f.parent, out.parent), str(int(r["n_utts"])), str(n_words), f"{float(r['wer']):.2f}",
+            cells = [set_name(f.parent, out.parent), r.get("unit", "word"), str(int(r["n_utts"])), str(n_words),
+                     f"{float(r['wer']):.2f}",
                      *(f"{x:.2f}" for x in pct), f"{float(r['ser']):.2f}"]
             rows.append("| " + " | ".join(cells) + " |")
         except (ValueError, KeyError, TypeError, ZeroDivisionError) as e:
             raise WerError(f"{f}: not a result.json of score_wer ({type(e).__name__}: {e})") from None
     return ("# WER results\n\n"
-            "WER, sub, del, ins: % of reference words; SER: % of utterances with an error.\n\n"
-            "| set | #utts | #words | WER | sub | del | ins | SER |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n")
+            "Error rate (word or character), sub, del, ins: % of reference tokens; SER: % of utterances with an "
+            "error.\n\n"
+            "| set | unit | #utts | #tokens | error rate | sub | del | ins | SER |\n"
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_text(out, results_md(dirs, out))
             logger.info("wrote %s (%d scorings)", out, len(dirs))
         else:
-            print(run_score(args.ref, args.hyp, out, write_json=args.json, allow_missing=args.allow_missing))
+            print(run_score(args.ref, args.hyp, out, write_json=args.json, allow_missing=args.allow_missing,
+                            unit=args.unit))
     except (WerError, OSError) as e:
         logger.error("%s", e)
         return 1

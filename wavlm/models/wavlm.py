@@ -807,6 +807,8 @@ class WavLM(nn.Module):
         """
         cfg = self.cfg
         b, t, d = x.shape
+        if rng is None:  # drawn from torch's generator, so a seeded run (and its resume) masks the same frames
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
         if mask_indices is None and cfg.mask_prob > 0:
             lengths = None if padding_mask is None else (~padding_mask).sum(-1).tolist()
             mask_indices = torch.from_numpy(

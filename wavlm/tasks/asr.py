@@ -1,7 +1,7 @@
 """ASR fine-tuning: WavLM encoder + dropout + linear projection + CTC (fairseq's wav2vec 2.0/HuBERT recipe).
 
 The encoder starts from any checkpoint `wavlm.load_model` reads (ours from ssl1, Microsoft's .pt, a Hugging
-Face dir) or from random weights (`model.init: ""`, the baseline). The CNN feature encoder stays frozen
+Face dir) or from random weights (`model.init: ""`, the baseline; then nothing is frozen). The CNN stays frozen
 (`feature_grad_mult: 0`), the Transformer is frozen for the first `freeze_updates` updates (only the CTC
 projection trains), time and channel masking and layerdrop regularise, the learning rate follows the
 tri-stage schedule. The loss is the CTC loss summed over utterances and divided by their number
@@ -157,8 +157,11 @@ class AsrTask:
         m = self.cfg.model
         if m.init:
             return load_model(m.init, train=True, overrides=m.encoder)
+        # freezing random weights helps nothing: from scratch, the CNN and the Transformer train from update 0
+        log.info("random initialisation (%s): feature_grad_mult 1 and freeze_updates 0", m.preset)
+        m.freeze_updates = 0
         torch.manual_seed(self.cfg.trainer.seed)
-        return WavLM(load_model_config(m.preset, m.encoder))
+        return WavLM(load_model_config(m.preset, {**m.encoder, "feature_grad_mult": 1.0}))
 
     # ---- data ----------------------------------------------------------------------------------
     def train_batches(self, epoch: int) -> list[list[str]]:

@@ -25,6 +25,7 @@ length_bonus=1.0
 nj=8                         # parallel decoding jobs
 ngpu=1                       # GPUs per training job (torchrun when > 1)
 train_args=                  # extra overrides of the ASR config, e.g. "trainer.update_freq=8"
+lm_args=                     # extra overrides of the LM config
 tag=                         # name of the experiment (default: from the config and the init)
 exp=exp
 help_message="Usage: ./run.sh --librispeech_root DIR [--pretrained CKPT] [options]"
@@ -38,7 +39,7 @@ if [ -z "$tag" ]; then  # config + init (its name and a hash of its full path: t
   tag=$(basename "${asr_config%.yaml}")_$init
 fi
 asr_exp=$exp/asr_$tag
-lm_exp=$exp/lm_$(basename "${lm_config%.yaml}")_$(basename "$units")
+lm_exp=$exp/$(basename "${lm_config%.yaml}")_$(basename "$units")
 if [ -z "$lm_text" ]; then
   for f in "$librispeech_root"/../librispeech_lm/librispeech-lm-norm.txt{,.gz}; do [ -f "$f" ] && lm_text=$f && break; done
 fi
@@ -57,9 +58,10 @@ fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ] && [ "$use_lm" = true ]; then
   log "stage 3: LM on $lm_text ($lm_config) -> $lm_exp"
   [ -f "$lm_text" ] || { log "ERROR: no LM text '$lm_text' (give --lm_text, or --use_lm false)"; exit 1; }
+  # shellcheck disable=SC2086  # $lm_args is a list of overrides
   $cmd --gpu "$ngpu" "$lm_exp"/log/train.log \
     utils/torchrun.sh --ngpu "$ngpu" -m wavlm.bin.train_lm --config "$lm_config" --exp_dir "$lm_exp" \
-      data.tokenizer="$units" "data.train=[$lm_text]" "data.valid=[kaldi:data/$valid_set/text]"
+      data.tokenizer="$units" "data.train=[$lm_text]" "data.valid=[kaldi:data/$valid_set/text]" $lm_args
   grep -h "valid at update" "$lm_exp"/train.log | tail -n 1 || true
 fi
 
@@ -93,14 +95,17 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-  log "stage 6: WER -> $asr_exp/RESULTS.md"
+  log "stage 6: WER and CER -> $asr_exp/RESULTS.md"
   for s in $test_sets; do
     for d in $decodes; do
-      python -m wavlm.bin.score_wer --ref data/"$s"/text --hyp "$asr_exp"/decode_"$d"/"$s"/text \
-        --out "$asr_exp"/decode_"$d"/"$s"/wer --json
+      for unit in word char; do
+        python -m wavlm.bin.score_wer --ref data/"$s"/text --hyp "$asr_exp"/decode_"$d"/"$s"/text --unit $unit \
+          --out "$asr_exp"/decode_"$d"/"$s"/"${unit:0:1}er" --json
+      done
     done
   done
-  python -m wavlm.bin.score_wer --summarize "$asr_exp"/decode_*/*/wer --out "$asr_exp"/RESULTS.md
+  python -m wavlm.bin.score_wer --summarize "$asr_exp"/decode_*/*/wer "$asr_exp"/decode_*/*/cer \
+    --out "$asr_exp"/RESULTS.md
   cat "$asr_exp"/RESULTS.md
 fi
 

@@ -1,0 +1,51 @@
+"""egs/librispeech/asr1 end to end on a synthetic LibriSpeech with the debug configs: data (with the
+Libri-light limited-supervision sets), units, LM, CTC fine-tuning, greedy and LM beam-search decoding, WER;
+a second run recomputes nothing; a missing input fails with a message naming it."""
+from __future__ import annotations
+
+import pytest
+from conftest import recipe_sandbox, run
+
+pytestmark = pytest.mark.slow
+
+
+def test_asr1_end_to_end_and_idempotent(tmp_path, env):
+    corpus = tmp_path / "corpus"
+    run(["python", "-m", "wavlm.bin.synth", "--corpus", "librispeech", "--out", str(corpus), "--seed", "2",
+         "--subsets", "train-clean-100,dev-clean,test-clean", "--num_speakers", "3", "--num_eval_speakers", "1",
+         "--chapters_per_speaker", "1", "--utts_per_speaker", "4", "--lm_sentences", "50"], env)
+    recipe = recipe_sandbox(tmp_path, "librispeech/asr1")
+    args = ["./run.sh", "--librispeech_root", str(corpus / "LibriSpeech"), "--train_set", "train_clean_100",
+            "--valid_set", "dev_clean", "--test_sets", "dev_clean test_clean", "--nj", "2",
+            "--asr_config", "conf/debug/finetune.yaml", "--lm_config", "conf/debug/lm.yaml", "--beam_size", "2",
+            "--train_args", "trainer.max_updates=3 trainer.save_interval_updates=2 trainer.valid_interval_updates=2",
+            "--lm_args", "trainer.max_updates=3 trainer.save_interval_updates=3 trainer.valid_interval_updates=3"]
+    first = run(args, env, cwd=recipe)
+    for stage in range(1, 7):
+        assert f"stage {stage}" in first.stderr
+    data = recipe / "data"
+    # Libri-light limited supervision sets beside the LibriSpeech subsets
+    assert {"train_clean_100", "dev_clean", "test_clean", "train_10min", "train_1h", "train_10h"} <= {
+        p.name for p in data.iterdir()}
+    exp = recipe / "exp" / "asr_finetune_scratch"
+    assert (exp / "checkpoint_3.pt").is_file() and "valid at update 3" in (exp / "train.log").read_text()
+    assert (recipe / "exp" / "units_char" / "tokens.txt").read_text().startswith("<blank>\n")
+    for d in ("greedy", "beam2_lm0.5"):
+        for s in ("dev_clean", "test_clean"):
+            hyp = (exp / f"decode_{d}" / s / "text").read_text().splitlines()
+            ref = (data / s / "text").read_text().splitlines()
+            assert [h.split()[0] for h in hyp] == [r.split()[0] for r in ref]
+            assert (exp / f"decode_{d}" / s / "wer" / "result.txt").read_text().startswith("%WER ")
+    table = (exp / "RESULTS.md").read_text()
+    assert "decode_beam2_lm0.5/test_clean" in table and "decode_greedy/dev_clean" in table
+
+    stamps = {p: p.stat().st_mtime_ns for p in list((recipe / "exp").rglob("*.pt")) + list(exp.rglob("text"))}
+    second = run(args, env, cwd=recipe)
+    assert "stage 6" in second.stderr
+    assert "already trained for 3 updates" in (exp / "log" / "train.log").read_text()
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    # a missing LM text is named
+    bad = run(args + ["--stage", "3", "--stop_stage", "3", "--lm_text", str(tmp_path / "nope.txt")], env,
+              cwd=recipe, check=False)
+    assert bad.returncode != 0 and "nope.txt" in bad.stderr
