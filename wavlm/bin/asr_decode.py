@@ -21,12 +21,12 @@ from tqdm import tqdm
 
 from wavlm.bin import setup_logging
 from wavlm.bin.dump_features import model_stamp
-from wavlm.data.audio import AudioError
+from wavlm.data.audio import AudioError, read_utterance
 from wavlm.data.datadir import DataDir, DataDirError, atomic_write_text
 from wavlm.features.shards import ShardError, Shards, add_shard_args
 from wavlm.models.checkpoint import CheckpointError
 from wavlm.models.ctc import CTCBeamSearch, ctc_greedy
-from wavlm.tasks.asr import load_asr_model, read_utterance
+from wavlm.tasks.asr import load_asr_model
 from wavlm.tasks.lm import load_lm
 
 logger = logging.getLogger(__name__)

@@ -5,11 +5,22 @@
     python -m wavlm.bin.prepare_data librispeech_finetuning --root /data/librispeech_finetuning --data data \
         [--subsets train_10min train_1h train_10h] [--speakers /data/LibriSpeech/SPEAKERS.TXT]
     python -m wavlm.bin.prepare_data librilight --root /data/librilight --data data --subsets small medium large
+    python -m wavlm.bin.prepare_data musan --root /data/musan --data data
+    python -m wavlm.bin.prepare_data rirs --root /data/RIRS_NOISES --data data
+    python -m wavlm.bin.prepare_data voxceleb --vox1_root /data/voxceleb1 --vox2_root /data/voxceleb2 --data data \
+        [--train_sets vox2_dev vox1_dev] [--trials_dir DIR]
 
 Corpora that cut long recordings into utterances (librilight) take --max_seconds / --min_seconds.
 librispeech --combine_960 also makes train_960 (train_clean_100 + train_clean_360 + train_other_500)
 when all three are prepared. librispeech_finetuning is Libri-light's limited supervision sets
 (librispeech_finetuning/1h, 9h): train_10min = 1h/0, train_1h = 1h/*, train_10h = 1h/* + 9h.
+voxceleb makes vox1_dev, vox1_test, vox1_all (from --vox1_root: wav/<id1xxxx>/<video>/<nnnnn>.wav,
+vox1_meta.csv), vox2_dev (from --vox2_root: dev/aac/<id0xxxx>/<video>/<nnnnn>.m4a, or .wav under dev/wav/ or
+wav/; m4a is decoded by ffmpeg pipes in wav.scp), train (the --train_sets, default vox2_dev; none given:
+no train), and Kaldi trials trials/vox1_O, vox1_E, vox1_H (`<enroll-utt> <test-utt> target|nontarget`)
+from veri_test2.txt, list_test_all2.txt, list_test_hard2.txt in --trials_dir (default --vox1_root).
+musan makes musan_noise, musan_music, musan_speech (--subsets noise music speech) from musan/; rirs makes
+rirs from RIRS_NOISES/ (simulated_rirs/ and the real RIRs): the augmentation recordings, one utterance each.
 
 A data dir that is complete and made from unchanged sources is left as it is.
 """
@@ -21,7 +32,7 @@ import logging
 import sys
 
 from wavlm.bin import setup_logging
-from wavlm.data.corpora import librilight, librispeech
+from wavlm.data.corpora import librilight, librispeech, musan, voxceleb
 from wavlm.data.corpora.common import CorpusError
 from wavlm.data.datadir import DataDirError
 
@@ -31,14 +42,18 @@ CORPORA = {
     "librilight": librilight.prepare,
     "librispeech": librispeech.prepare,
     "librispeech_finetuning": librispeech.prepare_finetuning,
+    "voxceleb": voxceleb.prepare,
+    "musan": musan.prepare_musan,
+    "rirs": musan.prepare_rirs,
 }
+VOX_OPTIONS = ("vox1_root", "vox2_root", "train_sets", "trials_dir")
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("corpus", choices=sorted(CORPORA))
-    p.add_argument("--root", required=True, help="the corpus directory")
+    p.add_argument("--root", default=None, help="the corpus directory (all but voxceleb)")
     p.add_argument("--data", default="data", help="where the data dirs go")
     p.add_argument("--subsets", nargs="*", default=None, help="only these subsets (default: all present)")
     p.add_argument("--max_seconds", type=float, default=None, help="longest utterance cut from a recording")
@@ -47,7 +62,30 @@ def main(argv: list[str] | None = None) -> int:
                    help="librispeech: also make train_960 when train_clean_100, _360 and train_other_500 are prepared")
     p.add_argument("--speakers", default=None,
                    help="librispeech_finetuning: LibriSpeech's SPEAKERS.TXT, for spk2gender")
+    vox = p.add_argument_group("voxceleb")
+    vox.add_argument("--vox1_root", default=None, help="VoxCeleb1: holds wav/<id1xxxx>/..., vox1_meta.csv, trial lists")
+    vox.add_argument("--vox2_root", default=None, help="VoxCeleb2: holds dev/aac/<id0xxxx>/... (or dev/wav, wav)")
+    vox.add_argument("--train_sets", nargs="*", default=None, choices=voxceleb.TRAIN_PARTS,
+                     help="data/train = their union (default: vox2_dev; the option alone: no data/train)")
+    vox.add_argument("--trials_dir", default=None,
+                     help="where veri_test2.txt, list_test_all2.txt, list_test_hard2.txt are (default: --vox1_root)")
     a = p.parse_args(argv)
+    if a.corpus == "voxceleb":
+        given = [o for o in ("root", "subsets", "max_seconds", "min_seconds", "speakers")
+                 if getattr(a, o) is not None] + (["combine_960"] if a.combine_960 else [])
+        if given:
+            p.error(f"voxceleb does not take --{' --'.join(given)} (it takes --{' --'.join(VOX_OPTIONS)})")
+        try:
+            voxceleb.prepare(a.vox1_root, a.vox2_root, a.data, a.train_sets, a.trials_dir)
+        except (CorpusError, DataDirError) as e:
+            log.error("%s", e)
+            return 1
+        return 0
+    given = [o for o in VOX_OPTIONS if getattr(a, o) is not None]
+    if given:
+        p.error(f"{a.corpus} does not take --{' --'.join(given)}")
+    if a.root is None:
+        p.error(f"{a.corpus} needs --root")
     prepare = CORPORA[a.corpus]
     kwargs = {k: v for k, v in (("max_seconds", a.max_seconds), ("min_seconds", a.min_seconds),
                                 ("combine_960", a.combine_960 or None), ("speakers", a.speakers)) if v is not None}

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import io
 import subprocess
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
+
+if TYPE_CHECKING:
+    from wavlm.data.datadir import DataDir
 
 SAMPLE_RATE = 16000
 
@@ -110,3 +114,10 @@ def resample(wav: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     tfm.set_output_format(rate=target_sr)
     out = tfm.build_array(input_array=wav, sample_rate_in=sr)
     return np.asarray(out, dtype=np.float32)
+
+
+def read_utterance(d: DataDir, utt: str, sample_rate: int = 16000) -> np.ndarray:
+    """One utterance of a data dir as float32 samples at `sample_rate`; unreadable, wrongly sampled or
+    too short audio is an error naming the wav.scp line and the utterance."""
+    wav, sr = d.load_audio(utt)
+    return check_audio(wav, sr, what=d.describe(utt), sample_rate=sample_rate, min_samples=400)

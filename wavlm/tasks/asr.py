@@ -21,13 +21,14 @@ import editdistance
 import numpy as np
 import torch
 
-from wavlm.data.batching import crop_batch, make_batches
+from wavlm.data.audio import read_utterance
+from wavlm.data.batching import crop_batch
 from wavlm.data.datadir import DataDir
 from wavlm.data.tokenizer import Tokenizer
 from wavlm.models.checkpoint import CheckpointError, load_model, torch_load
 from wavlm.models.ctc import WavLMForCTC, ctc_greedy
 from wavlm.models.wavlm import WavLM, WavLMConfig, conv_output_lengths
-from wavlm.tasks.common import load_model_config, read_lengths
+from wavlm.tasks.common import load_model_config, read_lengths, train_batches, valid_batches
 from wavlm.train.trainer import TrainerConfig
 
 log = logging.getLogger(__name__)
@@ -166,14 +167,11 @@ class AsrTask:
     # ---- data ----------------------------------------------------------------------------------
     def train_batches(self, epoch: int) -> list[list[str]]:
         d = self.cfg.data
-        return make_batches(self.train_lengths, d.max_tokens, d.max_sample_size, self.cfg.trainer.seed, epoch)
+        return train_batches(self.train_lengths, d.max_tokens, d.max_sample_size, self.cfg.trainer.seed, epoch)
 
     def valid_batches(self) -> list[list[str]]:
         d = self.cfg.data
-        batches = make_batches(self.valid_lengths, d.max_tokens, d.max_sample_size, 0, 0, shuffle=False)
-        if d.valid_max_batches:
-            batches = batches[: d.valid_max_batches]
-        return [["valid", *b] for b in batches]
+        return valid_batches(self.valid_lengths, d.max_tokens, d.max_sample_size, d.valid_max_batches)
 
     def load_batch(self, ids: list[str], seed: int) -> AsrBatch:
         valid = ids[0] == "valid"
@@ -246,13 +244,6 @@ class AsrTask:
     def load_model_state(self, model: WavLMForCTC, state: dict[str, Any]) -> None:
         model.wavlm.load_state_dict(state["model"])
         model.ctc.load_state_dict(state["ctc"])
-
-
-def read_utterance(d: DataDir, utt: str) -> np.ndarray:
-    from wavlm.data.audio import check_audio
-
-    wav, sr = d.load_audio(utt)
-    return check_audio(wav, sr, what=d.describe(utt), min_samples=400)
 
 
 def load_asr_model(path: str, device: str | torch.device = "cpu") -> tuple[WavLMForCTC, Tokenizer]:

@@ -15,12 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from wavlm.cluster.labels import LabelError, read_labels, verify_label_length
-from wavlm.data.batching import crop_batch, make_batches
+from wavlm.data.audio import read_utterance
+from wavlm.data.batching import crop_batch
 from wavlm.data.datadir import DataDir
 from wavlm.data.mixing import MixConfig, mix_batch
 from wavlm.models.pretrain_head import WavLMForPretraining
 from wavlm.models.wavlm import WavLMConfig, compute_mask_indices
-from wavlm.tasks.common import load_model_config, read_lengths
+from wavlm.tasks.common import load_model_config, read_lengths, train_batches, valid_batches
 from wavlm.train.trainer import TrainerConfig
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class PretrainDataConfig:
     max_tokens: int = 1_400_000  # samples per batch per GPU (fairseq's max_tokens)
     max_sample_size: int = 250_000  # crop longer utterances (15.6 s)
     min_sample_size: int = 32_000  # drop shorter utterances (2 s)
-    valid_max_batches: int = 50
+    valid_max_batches: int = 50  # 0: the whole valid set
 
 
 @dataclass
@@ -119,12 +120,11 @@ class PretrainTask:
 
     def train_batches(self, epoch: int) -> list[list[str]]:
         d = self.cfg.data
-        return make_batches(self.train_lengths, d.max_tokens, d.max_sample_size, self.cfg.trainer.seed, epoch)
+        return train_batches(self.train_lengths, d.max_tokens, d.max_sample_size, self.cfg.trainer.seed, epoch)
 
     def valid_batches(self) -> list[list[str]]:
         d = self.cfg.data
-        batches = make_batches(self.valid_lengths, d.max_tokens, d.max_sample_size, 0, 0, shuffle=False)
-        return [["valid", *b] for b in batches[: d.valid_max_batches]]
+        return valid_batches(self.valid_lengths, d.max_tokens, d.max_sample_size, d.valid_max_batches)
 
     def load_batch(self, ids: list[str], seed: int) -> PretrainBatch:
         valid = ids[0] == "valid"
@@ -132,14 +132,14 @@ class PretrainTask:
             ids = ids[1:]
         data_dir, labels = (self.valid_dir, self.valid_labels) if valid else (self.train_dir, self.train_labels)
         rng = np.random.default_rng(seed)
-        wavs = [self._audio(data_dir, u) for u in ids]
+        wavs = [read_utterance(data_dir, u) for u in ids]
         audio, lengths, starts = crop_batch(wavs, self.cfg.data.max_sample_size, rng)
         mixed = 0
         if not valid and self.cfg.mix.prob > 0:
             noises = None
             if self.noises:
                 picks = rng.choice(len(self.noises), size=min(len(self.noises), 4), replace=False)
-                noises = [self._audio(self.noise_dir, self.noises[i]) for i in picks]
+                noises = [read_utterance(self.noise_dir, self.noises[i]) for i in picks]
             audio, infos = mix_batch(audio, lengths, self.cfg.mix, rng, noises)
             mixed = sum(i.kind != "none" for i in infos)
         rate = self.cfg.data.label_rate / 16000
@@ -151,12 +151,6 @@ class PretrainTask:
             lab[i, :len(seg)] = seg
         return PretrainBatch(torch.from_numpy(audio), torch.from_numpy(lengths), torch.from_numpy(lab), ids,
                              mixed)
-
-    def _audio(self, d: DataDir, utt: str) -> np.ndarray:
-        from wavlm.data.audio import check_audio
-
-        wav, sr = d.load_audio(utt)
-        return check_audio(wav, sr, what=d.describe(utt), min_samples=400)
 
     # ---- model -------------------------------------------------------------------------------------
     def build_model(self) -> WavLMForPretraining:

@@ -10,7 +10,9 @@ The trainer knows no task. A task gives it:
   * `valid_batches() -> list` and `valid_step(model, batch) -> dict of sums`, `valid_metrics(sums) -> dict`;
   * `model_state(model) -> dict` / `load_model_state(model, state)`: what goes into a checkpoint
     (our checkpoints keep the encoder under the official key names with an official-style `cfg`);
-  * optionally `before_update(model, updates)` (e.g. to unfreeze layers after N updates).
+  * optionally `before_update(model, updates)` (e.g. to unfreeze layers after N updates) and
+    `param_groups(model) -> [{"params": [...], "lr_scale": x}, ...]` (e.g. a lower rate for a pre-trained
+    encoder than for a new head).
 
 Exact resume: every update re-seeds the global RNGs from (seed, update, rank) and every batch is loaded
 with a seed from (seed, epoch, index), so a run killed at any point and resumed from its last
@@ -120,7 +122,8 @@ class Trainer:
                                             if self.dist.device.type == "cuda" else None,
                                             find_unused_parameters=True)
                     if self.dist.world_size > 1 else None)
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        groups = getattr(task, "param_groups", None)
+        params = groups(self.model) if groups else [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
                                            weight_decay=o.weight_decay)
@@ -229,7 +232,7 @@ class Trainer:
             total = all_reduce_sum([sample_size], self.dist)[0]
             lr = cfg.optim.lr * lr_scale(cfg.schedule, self.updates, cfg.max_updates)
             for g in self.optimizer.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_scale", 1.0)
             self.scaler.unscale_(self.optimizer)
             # DDP averages gradients over ranks; turn the sum of loss sums into a mean per sample
             scale = self.dist.world_size / max(total, 1.0)

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# VoxCeleb speaker verification with WavLM (Chen et al. 2022, Table 5): weighted sum of all WavLM layers ->
+# ECAPA-TDNN -> 256-dim embedding, AAM-softmax on VoxCeleb2 dev; cosine scoring (+ AS-norm), EER/minDCF on
+# VoxCeleb1 O/E/H.
+#   ./run.sh --vox1_root /data/voxceleb1 --vox2_root /data/voxceleb2 --musan_root /data/musan \
+#            --rirs_root /data/RIRS_NOISES --pretrained /models/WavLM-Large.pt
+# 1 data (VoxCeleb, trial lists, MUSAN, RIRs)  2 training, one config after another, each from the last
+# 3 embeddings  4 scoring (cosine and AS-norm), RESULTS.md
+set -euo pipefail
+. ./path.sh
+. ./cmd.sh
+
+stage=1
+stop_stage=100
+vox1_root=                   # voxceleb1/ with wav/ and the trial lists
+vox2_root=                   # voxceleb2/ with dev/aac/ (m4a) or wav/
+musan_root=                  # musan/ (noise, music, speech); empty: no additive augmentation
+rirs_root=                   # RIRS_NOISES/; empty: no reverberation
+pretrained=                  # WavLM to start from (ours, Microsoft's .pt, HF dir); empty with wavlm: random init
+sv_configs="conf/sv_stage1.yaml conf/sv_stage2.yaml"   # trained in turn, each from the one before
+                             # (add conf/sv_lmft.yaml for large-margin fine-tuning; conf/ecapa_fbank.yaml alone:
+                             # the filterbank baseline)
+hf_xvector=                  # score with a Hugging Face WavLMForXVector dir instead of training (stage 2 skipped)
+train_set=train
+trial_lists="vox1_O vox1_E vox1_H"
+cohort_utts=3000             # training utterances whose speaker means form the AS-norm cohort
+top_n=300                    # AS-norm: the N best-scoring cohort speakers per side
+nj=8
+ngpu=1
+train_args=                  # extra config overrides for every training config
+tag=
+exp=exp
+help_message="Usage: ./run.sh --vox1_root DIR --vox2_root DIR [--pretrained CKPT] [options]"
+. utils/parse_options.sh
+
+if [ -z "$tag" ]; then
+  tag=$(basename "${sv_configs##* }" .yaml)
+  [ -z "$hf_xvector" ] || tag=$(basename "$hf_xvector")
+fi
+sv_exp=$exp/sv_$tag
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  log "stage 1: data dirs and trial lists"
+  local/data.sh --vox1_root "$vox1_root" --vox2_root "$vox2_root"
+  [ -z "$musan_root" ] || python -m wavlm.bin.prepare_data musan --root "$musan_root" --data data
+  [ -z "$rirs_root" ] || python -m wavlm.bin.prepare_data rirs --root "$rirs_root" --data data
+fi
+
+augment=()
+for d in noise music speech; do
+  [ -f data/musan_$d/wav.scp ] && augment+=("data.augment.${d}_data=data/musan_$d")
+done
+[ -f data/rirs/wav.scp ] && augment+=(data.augment.rir_data=data/rirs)
+
+model=$hf_xvector
+if [ -z "$hf_xvector" ]; then
+  prev=''
+  i=0
+  for config in $sv_configs; do
+    i=$((i + 1))
+    dir=$sv_exp/$i.$(basename "$config" .yaml)
+    if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+      log "stage 2: training $config ${prev:+from $prev }-> $dir"
+      # shellcheck disable=SC2086  # $train_args is a list of overrides
+      $cmd --gpu "$ngpu" "$dir"/log/train.log \
+        utils/torchrun.sh --ngpu "$ngpu" -m wavlm.bin.train_sv --config "$config" --exp_dir "$dir" \
+          data.train=data/"$train_set" model.init="$pretrained" model.init_sv="$prev" "${augment[@]}" $train_args
+      grep -h "valid at update" "$dir"/train.log | tail -n 1 || true
+    fi
+    prev=$dir/checkpoint_last.pt
+  done
+  model=$prev
+fi
+
+sets=vox1_test
+[[ "$trial_lists" == *vox1_[EH]* ]] && sets="vox1_test vox1_all"
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  utils/subset_data_dir.sh "$cohort_utts" data/"$train_set" data/"${train_set}"_cohort
+  for s in $sets "${train_set}"_cohort; do
+    [ -f data/"$s"/wav.scp ] || continue
+    log "stage 3: embeddings of data/$s with $model"
+    $cmd JOB=1:"$nj" "$sv_exp"/emb/"$s"/log/emb.JOB.log \
+      python -m wavlm.bin.sv_embed --model "$model" --data data/"$s" --out "$sv_exp"/emb/"$s" --nj "$nj" \
+        --job JOB --num_threads 1
+    python -m wavlm.bin.sv_embed --model "$model" --data data/"$s" --out "$sv_exp"/emb/"$s" --nj "$nj" --merge
+  done
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  log "stage 4: scoring ${trial_lists} -> $sv_exp/RESULTS.md"
+  scored=()
+  for list in $trial_lists; do
+    [ -f data/trials/"$list" ] || { log "no data/trials/$list; skipped"; continue; }
+    emb=$sv_exp/emb/vox1_test/emb.scp
+    [ "$list" = vox1_O ] || emb=$sv_exp/emb/vox1_all/emb.scp
+    python -m wavlm.bin.score_sv --emb "$emb" --trials data/trials/"$list" --out "$sv_exp"/score_"$list"
+    python -m wavlm.bin.score_sv --emb "$emb" --trials data/trials/"$list" --out "$sv_exp"/score_"$list"_asnorm \
+      --cohort_emb "$sv_exp"/emb/"${train_set}"_cohort/emb.scp --utt2spk data/"$train_set"/utt2spk --top_n "$top_n"
+    scored+=("$sv_exp"/score_"$list" "$sv_exp"/score_"$list"_asnorm)
+  done
+  python -m wavlm.bin.score_sv --summarize "${scored[@]}" --out "$sv_exp"/RESULTS.md
+  cat "$sv_exp"/RESULTS.md
+fi
+
+log "done (stages $stage..$stop_stage)"
