@@ -130,3 +130,26 @@ def test_stage2_starts_from_stage1_and_trains_the_encoder_slower(tmp_path):
     groups = t2.param_groups(m2)
     assert [g["lr_scale"] for g in groups] == [1.0, 0.1]
     assert sum(p.numel() for p in groups[1]["params"]) == sum(p.numel() for p in m2.spk.wavlm.parameters())
+
+
+def test_musan_and_rirs_data_dirs(tmp_path):
+    from conftest import write_wav
+
+    from wavlm.data.corpora.common import CorpusError
+    from wavlm.data.corpora.musan import prepare_musan, prepare_rirs
+    from wavlm.data.datadir import DataDir
+
+    for part in ("noise", "music", "speech"):
+        for i in range(2):
+            write_wav(tmp_path / "musan" / part / "src" / f"{part}-src-{i:04d}.wav", 0.3, seed=i)
+    for room in ("smallroom", "largeroom"):  # equal file names in two rooms stay two recordings
+        write_wav(tmp_path / "RIRS_NOISES" / "simulated_rirs" / room / "Room001" / "Room001-00001.wav", 0.1)
+    dirs = prepare_musan(tmp_path / "musan", tmp_path / "data")
+    assert [d.name for d in dirs] == ["musan_noise", "musan_music", "musan_speech"]
+    assert DataDir(dirs[0]).utt_ids() == ["noise-noise-src-0000", "noise-noise-src-0001"]
+    (rirs,) = prepare_rirs(tmp_path / "RIRS_NOISES", tmp_path / "data")
+    assert len(DataDir(rirs).utt_ids()) == 2
+    with pytest.raises(CorpusError, match="no music/"):
+        prepare_musan(tmp_path / "RIRS_NOISES", tmp_path / "data", ["music"])
+    with pytest.raises(CorpusError, match="openslr.org resource 28"):
+        prepare_rirs(tmp_path / "musan", tmp_path / "data")

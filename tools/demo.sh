@@ -12,7 +12,10 @@ MAIN_ROOT=$root
 train_speakers=${DEMO_TRAIN_SPEAKERS:-100}   # x 10 utterances of about 3.6 s: 1 h of training speech
 log "synthesising corpora under $demo/corpora (seed $seed; LibriSpeech train-clean-100: $train_speakers speakers)"
 python -m wavlm.bin.synth --corpus librispeech --out "$demo/corpora" --seed "$seed" --num_speakers "$train_speakers"
-for corpus in librilight voxceleb libricss musan rirs; do
+# VoxCeleb2 dev: 40 speakers x 3 videos x 4 utterances (the default is tiny); O/E/H lists of 600 trials
+python -m wavlm.bin.synth --corpus voxceleb --out "$demo/corpora" --seed "$seed" --num_vox2_speakers 40 \
+  --utts_per_video 4 --num_trials 600
+for corpus in librilight libricss musan rirs; do
   python -m wavlm.bin.synth --corpus "$corpus" --out "$demo/corpora" --seed "$seed"
 done
 ls_root=$demo/corpora/LibriSpeech
@@ -28,6 +31,16 @@ asr=(./run.sh --librispeech_root "$ls_root" --train_set train_clean_100 --valid_
 (cd "$root/egs/librispeech/asr1" && "${asr[@]}" --stop_stage 3 &&
  "${asr[@]}" --stage 4 --tag demo_wavlm --pretrained ../ssl1/exp/iter2/checkpoint_last.pt &&
  "${asr[@]}" --stage 4 --tag demo_scratch)
+
+
+log "egs/voxceleb/sv1: WavLM (the ssl1 checkpoint) + ECAPA-TDNN, and the filterbank ECAPA-TDNN"
+sv=(./run.sh --vox1_root "$demo/corpora/voxceleb1" --vox2_root "$demo/corpora/voxceleb2"
+    --musan_root "$demo/corpora/musan" --rirs_root "$demo/corpora/RIRS_NOISES" --trial_lists vox1_O --nj 2
+    --cohort_utts 200 --top_n 20)
+(cd "$root/egs/voxceleb/sv1" && "${sv[@]}" --stop_stage 1 &&
+ "${sv[@]}" --stage 2 --tag demo_wavlm --pretrained ../../librispeech/ssl1/exp/iter2/checkpoint_last.pt \
+   --sv_configs "conf/debug/stage1.yaml conf/debug/stage2.yaml" &&
+ "${sv[@]}" --stage 2 --tag demo_fbank --sv_configs conf/debug/fbank.yaml)
 
 echo
 echo "Demo results"
@@ -51,14 +64,24 @@ for it in iter1 iter2; do
     "$majority"
 done
 echo
-printf '%-28s %-10s %10s %10s %14s %14s\n' "ASR (test_clean, %)" "init" "greedy WER" "greedy CER" "beam+LM WER" \
+printf '%-40s %-10s %10s %10s %14s %14s\n' "ASR (test_clean, %)" "init" "greedy WER" "greedy CER" "beam+LM WER" \
   "beam+LM CER"
 asr_dir=$root/egs/librispeech/asr1/exp
-rate() { python -c "import json, sys; print(f\"{json.load(open(sys.argv[1]))['wer']:.1f}\")" "$1"; }
+field() { python -c "import json, sys; print(f'{json.load(open(sys.argv[1]))[sys.argv[2]]:.{sys.argv[3]}f}')" "$1" "$2" "${3:-1}"; }
+rate() { field "$1" wer; }
 for tag in demo_wavlm demo_scratch; do
   e=$asr_dir/asr_$tag
   beam=$(basename "$(ls -d "$e"/decode_beam*)")
-  printf '%-28s %-10s %10s %10s %14s %14s\n' "librispeech/asr1/exp/asr_$tag" "${tag#demo_}" \
+  printf '%-40s %-10s %10s %10s %14s %14s\n' "librispeech/asr1/exp/asr_$tag" "${tag#demo_}" \
     "$(rate "$e/decode_greedy/test_clean/wer/result.json")" "$(rate "$e/decode_greedy/test_clean/cer/result.json")" \
     "$(rate "$e/$beam/test_clean/wer/result.json")" "$(rate "$e/$beam/test_clean/cer/result.json")"
+done
+echo
+printf '%-40s %-10s %10s %14s %14s\n' "speaker verification (Vox1-O)" "front end" "EER %" "EER % AS-norm" \
+  "minDCF 0.01"
+for tag in demo_wavlm demo_fbank; do
+  e=$root/egs/voxceleb/sv1/exp/sv_$tag
+  printf '%-40s %-10s %10s %14s %14s\n' "voxceleb/sv1/exp/sv_$tag" "${tag#demo_}" \
+    "$(field "$e/score_vox1_O/result.json" eer)" "$(field "$e/score_vox1_O_asnorm/result.json" eer)" \
+    "$(field "$e/score_vox1_O/result.json" mindcf_0.01 3)"
 done
