@@ -153,3 +153,36 @@ def test_musan_and_rirs_data_dirs(tmp_path):
         prepare_musan(tmp_path / "RIRS_NOISES", tmp_path / "data", ["music"])
     with pytest.raises(CorpusError, match="openslr.org resource 28"):
         prepare_rirs(tmp_path / "musan", tmp_path / "data")
+
+
+def test_resume_is_exact_and_silent_audio_is_refused(tmp_path, capsys):
+    import soundfile as sf
+
+    from wavlm.bin import sv_embed
+
+    train = _dir(tmp_path, "train", {"s1": 3, "s2": 3}, seconds=0.8)
+    noise = _dir(tmp_path, "noise", {"n1": 2}, seconds=0.5)
+
+    def train_run(exp, updates):
+        cfg = _cfg(train, "fbank")
+        cfg.data.augment = from_dict(AugmentConfig, {"prob": 0.7, "noise_data": str(noise)})
+        cfg.trainer.max_updates, cfg.trainer.save_interval_updates = updates, 2
+        cfg.trainer.schedule.kind = "constant"
+        task = SvTask(cfg)
+        model = task.build_model()
+        Trainer(cfg.trainer, task, model, exp).train()
+        return model.state_dict()
+
+    whole = train_run(tmp_path / "a", 4)
+    train_run(tmp_path / "b", 2)
+    resumed = train_run(tmp_path / "b", 4)
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)  # incl. BatchNorm statistics
+
+    test = _dir(tmp_path, "test", {"t1": 2}, seconds=1.0)
+    silent = tmp_path / "test" / "wavs" / "t1-0001.wav"
+    sf.write(silent, np.zeros(16000, dtype=np.float32), 16000)
+    out = tmp_path / "emb"
+    assert sv_embed.main(["--model", str(tmp_path / "a" / "checkpoint_last.pt"), "--data", str(test),
+                          "--out", str(out)]) == 1
+    assert "wav.scp:2 (utterance t1-0001): silent audio" in capsys.readouterr().err
+    assert not (out / "emb.scp").exists()

@@ -5,6 +5,7 @@
     python -m wavlm.bin.prepare_data librispeech_finetuning --root /data/librispeech_finetuning --data data \
         [--subsets train_10min train_1h train_10h] [--speakers /data/LibriSpeech/SPEAKERS.TXT]
     python -m wavlm.bin.prepare_data librilight --root /data/librilight --data data --subsets small medium large
+    python -m wavlm.bin.prepare_data libricss --root /data/LibriCSS --data data [--subsets 0S 0L OV10 ...]
     python -m wavlm.bin.prepare_data musan --root /data/musan --data data
     python -m wavlm.bin.prepare_data rirs --root /data/RIRS_NOISES --data data
     python -m wavlm.bin.prepare_data voxceleb --vox1_root /data/voxceleb1 --vox2_root /data/voxceleb2 --data data \
@@ -32,7 +33,7 @@ import logging
 import sys
 
 from wavlm.bin import setup_logging
-from wavlm.data.corpora import librilight, librispeech, musan, voxceleb
+from wavlm.data.corpora import libricss, librilight, librispeech, musan, voxceleb
 from wavlm.data.corpora.common import CorpusError
 from wavlm.data.datadir import DataDirError
 
@@ -43,6 +44,7 @@ CORPORA = {
     "librispeech": librispeech.prepare,
     "librispeech_finetuning": librispeech.prepare_finetuning,
     "voxceleb": voxceleb.prepare,
+    "libricss": libricss.prepare,
     "musan": musan.prepare_musan,
     "rirs": musan.prepare_rirs,
 }
