@@ -91,3 +91,26 @@ def test_css_separate_writes_streams_and_names_short_sessions(simulated, tmp_pat
         x, sr = sf.read(tmp_path / "sep" / "wav" / f"OV10_session0-s{k}.wav")
         assert sr == 16000 and x.shape == (16000,)
         assert (tmp_path / "sep" / f"stream{k}" / "segments").read_text().startswith("a-OV10_session0-u1 ")
+
+
+def test_mvdr_is_distortionless_for_identical_channels(simulated):
+    # every channel the same signal x, speaker mask 1: Phi_s = x x^H on the all-ones steering vector,
+    # Phi_n only the diagonal loading, so w = 1/C on every channel and the output is x itself
+    model = CssTask(_cfg(simulated, "stft")).build_model().eval()
+    torch.nn.init.zeros_(model.mask.weight)
+    torch.nn.init.constant_(model.mask.bias, 50.0)
+    x = torch.randn(8000)
+    with torch.no_grad():
+        y = model.mvdr(x.repeat(7, 1))
+    assert y.shape == (2, 8000) and torch.allclose(y[0], x, atol=1e-4)
+
+
+def test_mvdr_needs_a_multichannel_session(simulated, tmp_path, env):
+    cfg = _cfg(simulated, "stft")
+    task = CssTask(cfg)
+    Trainer(cfg.trainer, task, task.build_model(), tmp_path / "exp").train()
+    d = make_data_dir(tmp_path / "mono", {"a": 1}, seconds=1.0)
+    (d / "segments").write_text("a-0000 a-0000 0.0 0.5\n")
+    p = run(["python", "-m", "wavlm.bin.css_separate", "--model", str(tmp_path / "exp" / "checkpoint_last.pt"),
+             "--data", str(d), "--out", str(tmp_path / "sep"), "--mvdr"], env, check=False)
+    assert p.returncode == 1 and "--mvdr needs a multi-channel recording" in p.stderr and "wav.scp:1" in p.stderr

@@ -296,5 +296,19 @@ def test_bad_separator_output_and_input() -> None:
     css = ContinuousSeparator(lambda w: w[None, :-1], sample_rate=SR)
     with pytest.raises(ValueError, match=f"must return \\[streams, {W}\\]"):
         css(torch.zeros(100))
-    with pytest.raises(ValueError, match="1-D recording"):
-        ContinuousSeparator(_identity, sample_rate=SR)(torch.zeros(2, 100))
+    with pytest.raises(ValueError, match=r"expected a recording \[S\] or \[channels, S\]"):
+        ContinuousSeparator(_identity, sample_rate=SR)(torch.zeros(2, 3, 100))
+
+
+def test_multichannel_windows_reach_the_separator_whole() -> None:
+    # [C, S] recordings: separate() gets [C, W] windows; returning channel 0 rebuilds channel 0 exactly
+    x = torch.randn(3, 5 * W + 17)
+    seen = []
+
+    def first_channel(w: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(w.shape))
+        return w[:1]
+
+    out = ContinuousSeparator(first_channel, sample_rate=SR)(x)
+    assert set(seen) == {(3, W)}
+    assert torch.equal(out[0], x[0])

@@ -42,6 +42,12 @@ sv=(./run.sh --vox1_root "$demo/corpora/voxceleb1" --vox2_root "$demo/corpora/vo
    --sv_configs "conf/debug/stage1.yaml conf/debug/stage2.yaml" &&
  "${sv[@]}" --stage 2 --tag demo_fbank --sv_configs conf/debug/fbank.yaml)
 
+log "egs/libricss/css1: simulated mixtures, spectral and WavLM separators, continuous separation, WER"
+(cd "$root/egs/libricss/css1" && ./run.sh --libricss_root "$demo/corpora/LibriCSS" --librispeech_root "$ls_root" \
+   --pretrained ../../librispeech/ssl1/exp/iter2/checkpoint_last.pt \
+   --asr_model ../../librispeech/asr1/exp/asr_demo_wavlm/checkpoint_last.pt \
+   --css_configs "conf/debug/css_stft.yaml conf/debug/css_wavlm.yaml" --num_train 400 --num_dev 40 --nj 2)
+
 echo
 echo "Demo results"
 printf '%-40s %8s %8s %8s\n' "data dir" "utts" "spks" "hours"
@@ -85,3 +91,13 @@ for tag in demo_wavlm demo_fbank; do
     "$(field "$e/score_vox1_O/result.json" eer)" "$(field "$e/score_vox1_O_asnorm/result.json" eer)" \
     "$(field "$e/score_vox1_O/result.json" mindcf_0.01 3)"
 done
+echo
+css=$root/egs/libricss/css1/exp
+printf '%-40s %14s\n' "separation (simulated dev)" "SI-SDRi dB"
+for sys in css_stft css_wavlm; do
+  printf '%-40s %14s\n' "libricss/css1/exp/$sys" \
+    "$(grep -h "valid at update" "$css/$sys/train.log" | tail -n 1 | sed -E 's/.*si_sdri (-?[0-9.e-]+).*/\1/')"
+done
+echo
+echo "LibriCSS utterance-wise WER (%), the asr_demo_wavlm model on each stream"
+sed -n '/^| system/,$p' "$css/RESULTS.md"

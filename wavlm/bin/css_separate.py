@@ -10,7 +10,8 @@ aligned by the permutation that matches best on the samples they share, and each
 written to one of two continuous streams (wavlm.models.separation.ContinuousSeparator). OUT/stream0 and
 OUT/stream1 are data dirs with the input's segments, text and utt2spk over the separated recordings
 (OUT/wav/<recording>-s<k>.wav); `--model none` writes the unprocessed first channel as stream0 only (the
-no-separation row). A session is checked first: 16 kHz, at least one channel, longer than nothing.
+no-separation row). `--mvdr`: the 7-channel variant, each window's masks (from the first channel) steer a
+mask-based MVDR beamformer over all channels (wavlm.models.css.MaskSeparator.mvdr).
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", type=float, default=0.8)
     p.add_argument("--current", type=float, default=1.2)
     p.add_argument("--future", type=float, default=0.4)
+    p.add_argument("--mvdr", action="store_true",
+                   help="7-channel variant: masks from the first channel steer a mask-based MVDR on all channels")
     p.add_argument("--device", default="cpu")
     p.add_argument("-v", "--verbose", type=int, default=0)
     return p
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> None:
     data, out = DataDir(args.data), Path(args.out)
     if data.segments is None:
         raise DataDirError(f"{args.data}: no segments (the reference utterances of each session)")
-    stamp = json.dumps({"model": str(Path(args.model).resolve()) if args.model != "none" else "none",
+    stamp = json.dumps({"model": str(Path(args.model).resolve()) if args.model != "none" else "none", "mvdr": args.mvdr,
                         "model_stamp": model_stamp(args.model) if args.model != "none" else [],
                         "data": str(data.path.resolve()), "windows": [args.history, args.current, args.future]},
                        sort_keys=True)
@@ -75,8 +78,13 @@ def run(args: argparse.Namespace) -> None:
         from wavlm.tasks.css import load_separator
 
         model = load_separator(args.model, args.device)
-        separator = ContinuousSeparator(lambda w: model(w[None].to(args.device))[0, :2].cpu(), args.history,
-                                        args.current, args.future)
+        if args.mvdr:
+            def separate(w: torch.Tensor) -> torch.Tensor:
+                return model.mvdr(w.to(args.device)).cpu()
+        else:
+            def separate(w: torch.Tensor) -> torch.Tensor:
+                return model(w[None].to(args.device))[0, :2].cpu()
+        separator = ContinuousSeparator(separate, args.history, args.current, args.future)
     streams = 1 if separator is None else 2
     (out / "wav").mkdir(parents=True, exist_ok=True)
     scp: list[list[str]] = [[] for _ in range(streams)]
@@ -84,11 +92,15 @@ def run(args: argparse.Namespace) -> None:
         wav, sr = _load_recording(data, reco)
         mono = check_audio(wav, sr, what=data.wav_scp.where(reco), channel=0 if wav.ndim == 2 else None,
                            min_samples=400)
+        if args.mvdr and (wav.ndim != 2 or wav.shape[1] < 2):
+            raise AudioError(f"{data.wav_scp.where(reco)}: --mvdr needs a multi-channel recording, this one has "
+                             f"{1 if wav.ndim == 1 else wav.shape[1]} channel(s)")
+        signal = np.ascontiguousarray(wav.T, dtype=np.float32) if args.mvdr else mono
         if separator is not None and len(mono) < separator.window_samples:
             logger.warning("%s: %.2f s is shorter than one window (%.2f s = history + current + future): "
                            "separated as one zero-padded window", data.wav_scp.where(reco), len(mono) / 16000,
                            separator.window_samples / 16000)
-        outs = mono[None] if separator is None else separator(torch.from_numpy(mono)).numpy()
+        outs = mono[None] if separator is None else separator(torch.from_numpy(signal)).numpy()
         peak = max(float(np.abs(outs).max()), 1e-9)
         for k in range(streams):
             path = out / "wav" / f"{reco}-s{k}.wav"

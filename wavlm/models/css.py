@@ -63,3 +63,31 @@ class MaskSeparator(nn.Module):
         """wav [B, S] -> separated waveforms [B, num_spk + 1, S] (speakers, then the noise)."""
         m, spec = self.masks(wav)
         return istft(m * spec.unsqueeze(1), wav.shape[-1], N_FFT, HOP)
+
+    def mvdr(self, wav: Tensor, ref: int = 0, loading: float = 1e-6) -> Tensor:
+        """Mask-based MVDR (the 7-channel LibriCSS variant): wav [C, S] -> [num_spk, S].
+
+        Masks come from the reference channel; for each speaker the spatial covariances of the speaker
+        (mask-weighted) and of everything else (1 - mask) give the Souden MVDR filter
+        w = (Phi_n^-1 Phi_s) u_ref / trace(Phi_n^-1 Phi_s), applied to all channels. Diagonal loading
+        (`loading` x the mean channel power) keeps Phi_n invertible.
+        """
+        m, _ = self.masks(wav[ref:ref + 1])  # [1, S+1, F, T]
+        x = stft(wav, N_FFT, HOP)  # [C, F, T]
+        xx = torch.einsum("cft,dft->fcdt", x, x.conj())  # [F, C, C, T] outer products
+        c = x.shape[0]
+        eye = torch.eye(c, dtype=x.dtype, device=x.device)
+        outs = []
+        for s in range(self.num_spk):
+            ms = m[0, s].to(x.real.dtype)  # [F, T]
+            phi_s = (xx * ms[:, None, None]).sum(-1) / ms.sum(-1).clamp(min=1e-8)[:, None, None]
+            mn = 1.0 - ms
+            phi_n = (xx * mn[:, None, None]).sum(-1) / mn.sum(-1).clamp(min=1e-8)[:, None, None]
+            power = torch.diagonal(phi_n, dim1=-2, dim2=-1).real.mean(-1).clamp(min=1e-10)
+            phi_n = phi_n + (loading * power)[:, None, None] * eye
+            num = torch.linalg.solve(phi_n, phi_s)  # [F, C, C]
+            trace = torch.diagonal(num, dim1=-2, dim2=-1).sum(-1)
+            w = num[..., ref] / (trace + 1e-10)[:, None]
+            y = torch.einsum("fc,cft->ft", w.conj(), x)
+            outs.append(istft(y, wav.shape[-1], N_FFT, HOP))
+        return torch.stack(outs)

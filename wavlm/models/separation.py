@@ -136,13 +136,13 @@ def align_permutation(prev: Tensor, cur: Tensor) -> tuple[int, ...]:
 
 @dataclass
 class ContinuousSeparator:
-    """Sliding-window separation of a long single-channel recording into continuous output streams.
+    """Sliding-window separation of a long recording into continuous output streams.
 
-    `separate(window [W]) -> [N, W]` separates one window (a 1-D float tensor of W = h + c + f samples)
-    into N streams (2 for LibriCSS). Windows start every c samples at 0, c, 2c, ...; the recording is
-    zero padded at the end to the last window's end, and a recording shorter than one window is padded
-    and separated as one window. Calls run under `torch.no_grad()`. Output: [N, S], a tensor, or a
-    numpy array when the input is one.
+    `separate(window [W]) -> [N, W]` separates one window (a float tensor of W = h + c + f samples; [C, W]
+    for a multi-channel recording [C, S]) into N streams (2 for LibriCSS). Windows start every c samples
+    at 0, c, 2c, ...; the recording is zero padded at the end to the last window's end, and a recording
+    shorter than one window is padded and separated as one window. Calls run under `torch.no_grad()`.
+    Output: [N, S], a tensor, or a numpy array when the input is one.
     """
 
     separate: Callable[[Tensor], Tensor]
@@ -194,11 +194,12 @@ class ContinuousSeparator:
     def __call__(self, wav: Tensor | np.ndarray) -> Tensor | np.ndarray:
         as_numpy = not isinstance(wav, Tensor)
         x = torch.as_tensor(wav)
-        if x.dim() != 1:
-            raise ValueError(f"ContinuousSeparator: expected a 1-D recording, got shape {tuple(x.shape)}")
+        if x.dim() not in (1, 2):
+            raise ValueError(f"ContinuousSeparator: expected a recording [S] or [channels, S], got shape "
+                             f"{tuple(x.shape)}")
         if not x.is_floating_point():
             x = x.float()
-        n, w, c = x.shape[0], self.window_samples, self.cur_samples
+        n, w, c = x.shape[-1], self.window_samples, self.cur_samples
         segs = self.segments(n)
         total = segs[-1][0] + w
         x = torch.nn.functional.pad(x, (0, total - n))
@@ -206,7 +207,7 @@ class ContinuousSeparator:
         prev: Tensor | None = None
         with torch.no_grad():
             for start, first, end in segs:
-                y = torch.as_tensor(self.separate(x[start : start + w]))
+                y = torch.as_tensor(self.separate(x[..., start : start + w]))
                 if y.dim() != 2 or y.shape[1] != w:
                     raise ValueError(
                         f"ContinuousSeparator: separate() must return [streams, {w}] for a window of {w} "

@@ -28,7 +28,7 @@ from wavlm.data.tokenizer import Tokenizer
 from wavlm.models.checkpoint import CheckpointError, load_model, torch_load
 from wavlm.models.ctc import WavLMForCTC, ctc_greedy
 from wavlm.models.wavlm import WavLM, WavLMConfig, conv_output_lengths
-from wavlm.tasks.common import load_model_config, read_lengths, train_batches, valid_batches
+from wavlm.tasks.common import UtteranceBatching, load_model_config, read_lengths
 from wavlm.train.trainer import TrainerConfig
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def usable_utterances(d: DataDir, tok: Tokenizer, conv_layers: list, cfg: AsrDat
     return kept_len, kept_ids
 
 
-class AsrTask:
+class AsrTask(UtteranceBatching):
     def __init__(self, cfg: AsrConfig, device: torch.device | None = None):
         self.cfg = cfg
         self.device = device or torch.device("cpu")
@@ -165,14 +165,6 @@ class AsrTask:
         return WavLM(load_model_config(m.preset, {**m.encoder, "feature_grad_mult": 1.0}))
 
     # ---- data ----------------------------------------------------------------------------------
-    def train_batches(self, epoch: int) -> list[list[str]]:
-        d = self.cfg.data
-        return train_batches(self.train_lengths, d.max_tokens, d.max_sample_size, self.cfg.trainer.seed, epoch)
-
-    def valid_batches(self) -> list[list[str]]:
-        d = self.cfg.data
-        return valid_batches(self.valid_lengths, d.max_tokens, d.max_sample_size, d.valid_max_batches)
-
     def load_batch(self, ids: list[str], seed: int) -> AsrBatch:
         valid = ids[0] == "valid"
         if valid:

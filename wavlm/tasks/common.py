@@ -32,14 +32,18 @@ def read_lengths(d: DataDir, sample_rate: int = 16000) -> dict[str, int]:
     return {u: int(round(s * sample_rate)) for u, s in d.utt2dur().items()}
 
 
-def train_batches(lengths: dict[str, int], max_tokens: int, max_sample_size: int, seed: int, epoch: int
-                  ) -> list[list[str]]:
-    """This epoch's batches of utterance ids (dynamic batching by samples, shuffled per epoch)."""
-    return make_batches(lengths, max_tokens, max_sample_size, seed, epoch)
+class UtteranceBatching:
+    """`train_batches`/`valid_batches` of the trainer's task interface for tasks whose batches are lists of
+    utterance ids grouped by length (dynamic batching by samples, fairseq's max_tokens). The task has
+    `self.train_lengths`, `self.valid_lengths` (samples) and `self.cfg` with `data.max_tokens`,
+    `data.max_sample_size`, `data.valid_max_batches` (0: all) and `trainer.seed`."""
 
+    def train_batches(self, epoch: int) -> list[list[str]]:
+        d = self.cfg.data
+        return make_batches(self.train_lengths, d.max_tokens, d.max_sample_size, self.cfg.trainer.seed, epoch)
 
-def valid_batches(lengths: dict[str, int], max_tokens: int, max_sample_size: int, max_batches: int
-                  ) -> list[list[str]]:
-    """The validation batches in a fixed order, at most `max_batches` (0: all), each marked "valid"."""
-    batches = make_batches(lengths, max_tokens, max_sample_size, 0, 0, shuffle=False)
-    return [["valid", *b] for b in (batches[:max_batches] if max_batches else batches)]
+    def valid_batches(self) -> list[list[str]]:
+        """The validation batches in a fixed order, each marked "valid" for load_batch."""
+        d = self.cfg.data
+        batches = make_batches(self.valid_lengths, d.max_tokens, d.max_sample_size, 0, 0, shuffle=False)
+        return [["valid", *b] for b in (batches[: d.valid_max_batches] if d.valid_max_batches else batches)]

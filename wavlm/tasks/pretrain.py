@@ -21,7 +21,7 @@ from wavlm.data.datadir import DataDir
 from wavlm.data.mixing import MixConfig, mix_batch
 from wavlm.models.pretrain_head import WavLMForPretraining
 from wavlm.models.wavlm import WavLMConfig, compute_mask_indices
-from wavlm.tasks.common import load_model_config, read_lengths, train_batches, valid_batches
+from wavlm.tasks.common import UtteranceBatching, load_model_config, read_lengths
 from wavlm.train.trainer import TrainerConfig
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class PretrainBatch:
                              self.mixed)
 
 
-class PretrainTask:
+class PretrainTask(UtteranceBatching):
     def __init__(self, cfg: PretrainConfig, device: torch.device | None = None):
         self.cfg = cfg
         self.device = device or torch.device("cpu")
@@ -117,14 +117,6 @@ class PretrainTask:
                 raise LabelError(f"{path}: {e}") from None
             if labels[u].min() < 0 or labels[u].max() >= k:
                 raise LabelError(f"{path}: labels of utterance {u} are outside 0..{k - 1} (data.num_classes {k})")
-
-    def train_batches(self, epoch: int) -> list[list[str]]:
-        d = self.cfg.data
-        return train_batches(self.train_lengths, d.max_tokens, d.max_sample_size, self.cfg.trainer.seed, epoch)
-
-    def valid_batches(self) -> list[list[str]]:
-        d = self.cfg.data
-        return valid_batches(self.valid_lengths, d.max_tokens, d.max_sample_size, d.valid_max_batches)
 
     def load_batch(self, ids: list[str], seed: int) -> PretrainBatch:
         valid = ids[0] == "valid"

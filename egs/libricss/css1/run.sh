@@ -20,6 +20,7 @@ sim_config=conf/simulation.yaml
 num_train=40000              # simulated 4 s training segments (44 h)
 num_dev=1000
 conditions="0S 0L OV10 OV20 OV30 OV40"
+mvdr=false                   # true: the 7-channel variant (mask-based MVDR on the array) for the separators
 decode_opts="--beam_size 1"  # options of wavlm.bin.asr_decode (e.g. "--beam_size 20 --lm LM --lm_weight 0.5")
 nj=8
 ngpu=1
@@ -28,8 +29,10 @@ exp=exp
 help_message="Usage: ./run.sh --libricss_root DIR --librispeech_root DIR --pretrained CKPT --asr_model CKPT"
 . utils/parse_options.sh
 
-systems="nosep"
-for c in $css_configs; do systems="$systems $(basename "$c" .yaml)"; done
+suffix=
+[ "$mvdr" = true ] && suffix=_mvdr
+systems="nosep"   # and each separator, as exp/sep_<config>[_mvdr]
+for c in $css_configs; do systems="$systems $(basename "$c" .yaml)$suffix"; done
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "stage 1: LibriCSS sessions and LibriSpeech utterances"
@@ -62,11 +65,13 @@ fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   for sys in $systems; do
-    model=none
-    [ "$sys" = nosep ] || model=$exp/$sys/checkpoint_last.pt
+    model=none opts=()
+    [ "$sys" = nosep ] || model=$exp/${sys%_mvdr}/checkpoint_last.pt
+    [ "$sys" = "${sys%_mvdr}" ] || opts=(--mvdr)
     for c in $conditions; do
       log "stage 4: $sys on data/libricss_$c"
-      python -m wavlm.bin.css_separate --model "$model" --data data/libricss_"$c" --out "$exp"/sep_"$sys"/"$c"
+      python -m wavlm.bin.css_separate --model "$model" --data data/libricss_"$c" --out "$exp"/sep_"$sys"/"$c" \
+        "${opts[@]}"
     done
   done
 fi
