@@ -55,3 +55,20 @@ def write_prepared(dest: str | os.PathLike, files: dict[str, dict[str, str]], st
     (dest / ".done").write_text(stamp + "\n")
     n_spk = len(set(files["utt2spk"].values()))
     log.info("%s: %d utterances, %d speakers", dest, len(files["utt2spk"]), n_spk)
+
+
+def combine_prepared(dest: Path, parts: list[Path], need_text: bool = False) -> Path:
+    """`dest` = the union of prepared data dirs `parts` (each with its `.done`), validated and stamped;
+    left as it is while the parts are unchanged."""
+    stamp = "combine " + " + ".join(f"{p.name}[{(p / '.done').read_text().strip()}]" for p in parts)
+    if up_to_date(dest, stamp):
+        log.info("%s is up to date", dest)
+        return dest
+    (dest / ".done").unlink(missing_ok=True)
+    n = datadir.combine(dest, parts)
+    errors = datadir.validate(dest, need_text=need_text)
+    if errors:
+        raise CorpusError(f"{dest}: combined data dir is invalid:\n  " + "\n  ".join(errors))
+    (dest / ".done").write_text(stamp + "\n")
+    log.info("%s: %d utterances from %s", dest, n, " + ".join(p.name for p in parts))
+    return dest

@@ -16,8 +16,14 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from wavlm.data import datadir
-from wavlm.data.corpora.common import CorpusError, present_subsets, sources_stamp, up_to_date, write_prepared
+from wavlm.data.corpora.common import (
+    CorpusError,
+    combine_prepared,
+    present_subsets,
+    sources_stamp,
+    up_to_date,
+    write_prepared,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,19 +119,7 @@ def make_train_960(data: Path) -> Path | None:
         log.info("%s not made: %s not prepared (needs LibriSpeech/%s)", data / "train_960",
                  " ".join(str(p) for p in absent), " ".join(p.name.replace("_", "-") for p in absent))
         return None
-    dest = data / "train_960"
-    stamp = "combine " + " + ".join(f"{p.name}[{(p / '.done').read_text().strip()}]" for p in parts)
-    if up_to_date(dest, stamp):
-        log.info("%s is up to date", dest)
-        return dest
-    (dest / ".done").unlink(missing_ok=True)
-    n = datadir.combine(dest, parts)
-    errors = datadir.validate(dest, need_text=True)
-    if errors:
-        raise CorpusError(f"{dest}: combined data dir is invalid:\n  " + "\n  ".join(errors))
-    (dest / ".done").write_text(stamp + "\n")
-    log.info("%s: %d utterances from %s", dest, n, " + ".join(TRAIN_960))
-    return dest
+    return combine_prepared(data / "train_960", parts, need_text=True)
 
 
 def prepare(root: str | Path, data: str | Path, subsets: list[str] | None = None,

@@ -40,7 +40,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from wavlm.data import datadir
-from wavlm.data.corpora.common import CorpusError, sources_stamp, up_to_date
+from wavlm.data.corpora.common import CorpusError, combine_prepared, sources_stamp, up_to_date
 
 log = logging.getLogger(__name__)
 
@@ -343,19 +343,7 @@ def make_train(data: Path, train_sets: list[str]) -> Path:
         raise CorpusError(f"{data / 'train'}: {' '.join(map(str, absent))} not prepared; give "
                           + " and ".join(need[p.name] for p in absent)
                           + f", or leave {' '.join(p.name for p in absent)} out of the train sets")
-    dest = data / "train"
-    stamp = "combine " + " + ".join(f"{p.name}[{(p / '.done').read_text().strip()}]" for p in parts)
-    if up_to_date(dest, stamp):
-        log.info("%s is up to date", dest)
-        return dest
-    (dest / ".done").unlink(missing_ok=True)
-    n = datadir.combine(dest, parts)
-    errors = datadir.validate(dest)
-    if errors:
-        raise CorpusError(f"{dest}: combined data dir is invalid:\n  " + "\n  ".join(errors))
-    (dest / ".done").write_text(stamp + "\n")
-    log.info("%s: %d utterances from %s", dest, n, " + ".join(p.name for p in parts))
-    return dest
+    return combine_prepared(data / "train", parts)
 
 
 def prepare(vox1_root: str | Path | None, vox2_root: str | Path | None, data: str | Path,
