@@ -20,10 +20,9 @@ import torch
 from tqdm import tqdm
 
 from wavlm.bin import setup_logging
-from wavlm.bin.dump_features import model_stamp
 from wavlm.data.audio import AudioError, read_utterance
 from wavlm.data.datadir import DataDir, DataDirError, atomic_write_text
-from wavlm.features.shards import ShardError, Shards, add_shard_args
+from wavlm.features.shards import ShardError, Shards, add_shard_args, model_stamp
 from wavlm.models.checkpoint import CheckpointError
 from wavlm.models.ctc import CTCBeamSearch, ctc_greedy
 from wavlm.tasks.asr import load_asr_model

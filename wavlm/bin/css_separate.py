@@ -27,9 +27,9 @@ import soundfile as sf
 import torch
 
 from wavlm.bin import setup_logging
-from wavlm.bin.dump_features import model_stamp
 from wavlm.data.audio import AudioError, check_audio
 from wavlm.data.datadir import DataDir, DataDirError, atomic_write_text, compute_utt2dur
+from wavlm.features.shards import model_stamp
 from wavlm.models.checkpoint import CheckpointError
 from wavlm.models.separation import ContinuousSeparator
 

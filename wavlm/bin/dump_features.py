@@ -26,7 +26,14 @@ from wavlm.bin import setup_logging
 from wavlm.data.audio import AudioError
 from wavlm.data.datadir import DataDir, DataDirError, atomic_write_text
 from wavlm.features.dump import DumpOptions, FeatureDumper, default_device, frames_per_second, parse_layer
-from wavlm.features.shards import ShardError, Shards, add_shard_args, ark_scp_writer, write_feature_info
+from wavlm.features.shards import (
+    ShardError,
+    Shards,
+    add_shard_args,
+    ark_scp_writer,
+    model_stamp,
+    write_feature_info,
+)
 from wavlm.models.checkpoint import CheckpointError, load_model
 
 logger = logging.getLogger(__name__)
@@ -84,15 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s", e)
         return 1
     return 0
-
-
-def model_stamp(path: str) -> list[int]:
-    """Size and modification time of the checkpoint (files of a directory), so that a rerun with a
-    retrained model at the same path is not taken for done."""
-    p = Path(path)
-    files = sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
-    stats = [f.stat() for f in files if f.exists()]
-    return [sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)]
 
 
 def run(args: argparse.Namespace) -> None:

@@ -21,10 +21,9 @@ import torch
 from tqdm import tqdm
 
 from wavlm.bin import setup_logging
-from wavlm.bin.dump_features import model_stamp
 from wavlm.data.audio import AudioError, read_utterance
 from wavlm.data.datadir import DataDir, DataDirError
-from wavlm.features.shards import ShardError, Shards, add_shard_args, ark_scp_writer
+from wavlm.features.shards import ShardError, Shards, add_shard_args, ark_scp_writer, model_stamp
 from wavlm.models.checkpoint import CheckpointError
 from wavlm.tasks.sv import frontend_input, load_sv_model
 

@@ -49,6 +49,15 @@ def ids_hash(ids: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+def model_stamp(path: str | os.PathLike) -> list[int]:
+    """Size and modification time of the checkpoint (files of a directory), so that a rerun with a
+    retrained model at the same path is not taken for done."""
+    p = Path(path)
+    files = sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
+    stats = [f.stat() for f in files if f.exists()]
+    return [sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)]
+
+
 class Shards:
     """The jobs of one sharded step writing `outdir/<name>.<job>.*`."""
 
