@@ -25,10 +25,16 @@ from wavlm.data.audio import read_utterance
 from wavlm.data.batching import crop_batch
 from wavlm.data.datadir import DataDir
 from wavlm.data.tokenizer import Tokenizer
-from wavlm.models.checkpoint import CheckpointError, load_model, torch_load
+from wavlm.models.checkpoint import CheckpointError, load_model
 from wavlm.models.ctc import WavLMForCTC, ctc_greedy
-from wavlm.models.wavlm import WavLM, WavLMConfig, conv_output_lengths
-from wavlm.tasks.common import UtteranceBatching, load_model_config, read_lengths
+from wavlm.models.wavlm import WavLM, conv_output_lengths
+from wavlm.tasks.common import (
+    UtteranceBatching,
+    encoder_from_state,
+    load_model_config,
+    read_lengths,
+    read_task_checkpoint,
+)
 from wavlm.train.trainer import TrainerConfig
 
 log = logging.getLogger(__name__)
@@ -240,14 +246,10 @@ class AsrTask(UtteranceBatching):
 
 def load_asr_model(path: str, device: str | torch.device = "cpu") -> tuple[WavLMForCTC, Tokenizer]:
     """An ASR checkpoint written by this task (exp/asr/checkpoint_*.pt) -> (model in eval mode, tokenizer)."""
-    state = torch_load(path)
-    if not isinstance(state, dict) or state.get("task") != "asr":
-        raise CheckpointError(f"{path}: not an ASR checkpoint of wavlm.bin.train_asr (no task 'asr')")
-    cfg = WavLMConfig.from_official(state["cfg"])
+    state = read_task_checkpoint(path, "asr", "an ASR checkpoint of wavlm.bin.train_asr")
     tok = Tokenizer(state["spm_model"].numpy().tobytes())
     if tok.tokens != list(state["tokens"]):
         raise CheckpointError(f"{path}: the stored units disagree with the stored sentencepiece model")
-    model = WavLMForCTC(WavLM(cfg), len(tok))
-    model.wavlm.load_state_dict(state["model"])
+    model = WavLMForCTC(encoder_from_state(state), len(tok))
     model.ctc.load_state_dict(state["ctc"])
     return model.to(device).eval(), tok

@@ -4,10 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from wavlm.config import ConfigError, load_yaml
 from wavlm.data.batching import make_batches
 from wavlm.data.datadir import DataDir
-from wavlm.models.wavlm import WavLMConfig
+from wavlm.models.checkpoint import CheckpointError, torch_load
+from wavlm.models.wavlm import WavLM, WavLMConfig
 
 CONF_MODEL = Path(__file__).resolve().parents[2] / "conf" / "model"
 
@@ -47,3 +50,41 @@ class UtteranceBatching:
         d = self.cfg.data
         batches = make_batches(self.valid_lengths, d.max_tokens, d.max_sample_size, 0, 0, shuffle=False)
         return [["valid", *b] for b in (batches[: d.valid_max_batches] if d.valid_max_batches else batches)]
+
+
+# ---- checkpoints of the downstream tasks: the encoder under the official names (`cfg` + `model`) beside
+# the task's own weights; one reader for all of them ---------------------------------------------------------
+
+
+def read_task_checkpoint(path: str, task: str, what: str) -> dict[str, Any]:
+    """A checkpoint written by the trainer for `task`; anything else is an error naming `what` it should be."""
+    state = torch_load(path)
+    if not isinstance(state, dict) or state.get("task") != task:
+        raise CheckpointError(f"{path}: not {what} (no task {task!r})")
+    return state
+
+
+def encoder_from_state(state: dict[str, Any]) -> WavLM | None:
+    """The WavLM encoder a task checkpoint holds (None for a front end without one, e.g. filterbanks)."""
+    if state.get("model") is None:
+        return None
+    encoder = WavLM(WavLMConfig.from_official(state["cfg"]))
+    encoder.load_state_dict(state["model"])
+    return encoder
+
+
+def load_head(module: torch.nn.Module, head: dict[str, torch.Tensor], path: str) -> None:
+    """Load everything of `module` but its `wavlm.` encoder from `head`; keys that do not fit are an error."""
+    missing, unexpected = module.load_state_dict(head, strict=False)
+    missing = [k for k in missing if not k.startswith("wavlm.")]
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not fit this model: missing {missing[:5]}, "
+                              f"unexpected {list(unexpected)[:5]}")
+
+
+def encoder_param_groups(model: torch.nn.Module, prefix: str, encoder_lr_scale: float) -> list[dict]:
+    """The trainer's `param_groups`: the new back end at the full rate, the pre-trained encoder (parameters
+    named `prefix...`) at `encoder_lr_scale` of it; frozen parameters left out."""
+    enc = [p for n, p in model.named_parameters() if n.startswith(prefix) and p.requires_grad]
+    rest = [p for n, p in model.named_parameters() if not n.startswith(prefix) and p.requires_grad]
+    return [{"params": rest, "lr_scale": 1.0}] + ([{"params": enc, "lr_scale": encoder_lr_scale}] if enc else [])

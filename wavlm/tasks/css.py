@@ -18,10 +18,10 @@ import torch
 from wavlm.data.audio import check_audio, read_audio
 from wavlm.data.datadir import DataDir, read_table
 from wavlm.metrics.sisdr import si_sdr
-from wavlm.models.checkpoint import CheckpointError, load_model, torch_load
+from wavlm.models.checkpoint import load_model
 from wavlm.models.css import HOP, N_FFT, MaskSeparator
 from wavlm.models.separation import pit_loss, reorder, stft
-from wavlm.models.wavlm import WavLM, WavLMConfig
+from wavlm.tasks.common import encoder_from_state, encoder_param_groups, load_head, read_task_checkpoint
 from wavlm.train.trainer import TrainerConfig
 
 log = logging.getLogger(__name__)
@@ -140,10 +140,7 @@ class CssTask:
         return model
 
     def param_groups(self, model: MaskSeparator) -> list[dict]:
-        enc = [p for n, p in model.named_parameters() if n.startswith("wavlm.") and p.requires_grad]
-        rest = [p for n, p in model.named_parameters() if not n.startswith("wavlm.") and p.requires_grad]
-        return [{"params": rest, "lr_scale": 1.0}] + (
-            [{"params": enc, "lr_scale": self.cfg.model.encoder_lr_scale}] if enc else [])
+        return encoder_param_groups(model, "wavlm.", self.cfg.model.encoder_lr_scale)
 
     def _forward(self, model: torch.nn.Module, batch: CssBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch = batch.to(self.device)
@@ -189,20 +186,11 @@ class CssTask:
     def load_model_state(self, model: MaskSeparator, state: dict[str, Any]) -> None:
         if model.wavlm is not None:
             model.wavlm.load_state_dict(state["model"])
-        model.load_state_dict(state["css_head"], strict=False)
+        load_head(model, state["css_head"], "a checkpoint of this run")
 
 
 def load_separator(path: str, device: str | torch.device = "cpu") -> MaskSeparator:
-    state = torch_load(path)
-    if not isinstance(state, dict) or state.get("task") != "css":
-        raise CheckpointError(f"{path}: not a separation checkpoint of wavlm.bin.train_css")
-    encoder = None
-    if state.get("model") is not None:
-        encoder = WavLM(WavLMConfig.from_official(state["cfg"]))
-        encoder.load_state_dict(state["model"])
-    model = MaskSeparator(encoder, 2, state["conformer"], state["wavlm_proj"])
-    missing, unexpected = model.load_state_dict(state["css_head"], strict=False)
-    if [k for k in missing if not k.startswith("wavlm.")] or unexpected:
-        raise CheckpointError(f"{path}: separator weights do not fit: missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]}")
+    state = read_task_checkpoint(path, "css", "a separation checkpoint of wavlm.bin.train_css")
+    model = MaskSeparator(encoder_from_state(state), 2, state["conformer"], state["wavlm_proj"])
+    load_head(model, state["css_head"], path)
     return model.to(device).eval()

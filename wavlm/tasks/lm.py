@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from wavlm.data.tokenizer import Tokenizer
-from wavlm.models.checkpoint import CheckpointError, torch_load
+from wavlm.models.checkpoint import CheckpointError
+from wavlm.tasks.common import read_task_checkpoint
 from wavlm.train.trainer import TrainerConfig
 
 log = logging.getLogger(__name__)
@@ -178,9 +179,7 @@ class LmTask:
 
 def load_lm(path: str, tokens: list[str], device: str | torch.device = "cpu") -> torch.nn.Module:
     """The espnet2 LM (a beam-search scorer) of an LM checkpoint; its units must be `tokens`."""
-    state = torch_load(path)
-    if not isinstance(state, dict) or state.get("task") != "lm":
-        raise CheckpointError(f"{path}: not an LM checkpoint of wavlm.bin.train_lm")
+    state = read_task_checkpoint(path, "lm", "an LM checkpoint of wavlm.bin.train_lm")
     if list(state["tokens"]) != list(tokens):
         raise CheckpointError(f"{path}: the LM's units differ from the ASR model's ({len(state['tokens'])} vs "
                               f"{len(tokens)} tokens); train the LM with the ASR model's data.tokenizer")

@@ -24,10 +24,17 @@ from wavlm.data.audio import read_utterance
 from wavlm.data.augment import AugmentConfig, Augmenter
 from wavlm.data.datadir import DataDir
 from wavlm.features.fbank import compute_fbank
-from wavlm.models.checkpoint import CheckpointError, load_model, torch_load
+from wavlm.models.checkpoint import CheckpointError, load_model
 from wavlm.models.speaker import SpeakerModel
-from wavlm.models.wavlm import WavLM, WavLMConfig
-from wavlm.tasks.common import read_lengths
+from wavlm.models.wavlm import WavLM
+from wavlm.tasks.common import (
+    encoder_from_state,
+    encoder_param_groups,
+    load_head,
+    load_model_config,
+    read_lengths,
+    read_task_checkpoint,
+)
 from wavlm.train.trainer import TrainerConfig
 
 log = logging.getLogger(__name__)
@@ -126,9 +133,9 @@ class SvTask:
             raise SvDataError(f"model.frontend must be wavlm or fbank, got {m.frontend!r}")
         self.data = DataDir(d.train)
         lengths = read_lengths(self.data)
-        self.lengths = lengths
         self.speakers, self.train_utts, self.valid_utts = split_speakers(
             self.data.utt2spk(), lengths, int(d.min_seconds * 16000), d.valid_per_speaker, str(self.data.path))
+        self.speaker_index = {s: i for i, s in enumerate(self.speakers)}
         self.augment = Augmenter(d.augment)
         self.crop = int(d.crop_seconds * 16000)
         log.info("speaker embedding training on %d utterances of %d speakers (%.2f h), %d held out; front end %s; "
@@ -169,8 +176,7 @@ class SvTask:
                 wav, info = self.augment(wav, rng)
                 augmented += info.kind != "none"
             xs.append(frontend_input(wav, self.cfg.model.frontend, self.cfg.model.fbank_bins))
-        index = {s: i for i, s in enumerate(self.speakers)}
-        labels = [index[self.valid_utts[u]] if valid else self.train_utts[u] for u in ids]
+        labels = [self.speaker_index[self.valid_utts[u]] if valid else self.train_utts[u] for u in ids]
         return SvBatch(torch.from_numpy(np.stack(xs)), torch.tensor(labels), ids, augmented)
 
     # ---- model ---------------------------------------------------------------------------------
@@ -181,7 +187,8 @@ class SvTask:
         torch.manual_seed(self.cfg.trainer.seed)
         encoder = None
         if m.frontend == "wavlm":
-            encoder = load_model(m.init, train=True, overrides=m.encoder) if m.init else _random_encoder(m)
+            encoder = (load_model(m.init, train=True, overrides=m.encoder) if m.init
+                       else WavLM(load_model_config(m.preset, m.encoder)))
         model = torch.nn.Module()
         model.spk = SpeakerModel(encoder, m.fbank_bins, m.channels, m.embed_dim)
         model.loss = AAMSoftmax(m.embed_dim, len(self.speakers), margin=m.margin, scale=m.scale)
@@ -194,12 +201,7 @@ class SvTask:
         return model
 
     def param_groups(self, model: torch.nn.Module) -> list[dict]:
-        enc = [p for n, p in model.named_parameters() if n.startswith("spk.wavlm.") and p.requires_grad]
-        rest = [p for n, p in model.named_parameters() if not n.startswith("spk.wavlm.") and p.requires_grad]
-        groups = [{"params": rest, "lr_scale": 1.0}]
-        if enc:
-            groups.append({"params": enc, "lr_scale": self.cfg.model.encoder_lr_scale})
-        return groups
+        return encoder_param_groups(model, "spk.wavlm.", self.cfg.model.encoder_lr_scale)
 
     def _forward(self, model: torch.nn.Module, batch: SvBatch) -> tuple[torch.Tensor, float, dict]:
         batch = batch.to(self.device)
@@ -237,7 +239,7 @@ class SvTask:
     def load_model_state(self, model: torch.nn.Module, state: dict[str, Any]) -> None:
         if model.spk.wavlm is not None:
             model.spk.wavlm.load_state_dict(state["model"])
-        model.spk.load_state_dict(state["sv_head"], strict=False)
+        load_head(model.spk, state["sv_head"], "a checkpoint of this run")
         model.loss.load_state_dict(state["aam"])
 
 
@@ -246,24 +248,13 @@ def frontend_input(wav: np.ndarray, frontend: str, fbank_bins: int = 80) -> np.n
     return compute_fbank(wav, fbank_bins) if frontend == "fbank" else wav
 
 
-def _random_encoder(m: SvModelConfig) -> WavLM:
-    from wavlm.tasks.common import load_model_config
-
-    return WavLM(load_model_config(m.preset, m.encoder))
-
-
 def _load_sv_weights(model: torch.nn.Module, path: str, speakers: list[str]) -> None:
-    state = torch_load(path)
-    if not isinstance(state, dict) or state.get("task") != "sv":
-        raise CheckpointError(f"{path}: not a speaker-verification checkpoint (model.init_sv)")
+    state = read_task_checkpoint(path, "sv", "a speaker-verification checkpoint (model.init_sv)")
     if (state.get("model") is None) != (model.spk.wavlm is None):
         raise CheckpointError(f"{path}: front end {state.get('frontend')} differs from this config's")
     if model.spk.wavlm is not None:
         model.spk.wavlm.load_state_dict(state["model"])
-    missing, unexpected = model.spk.load_state_dict(state["sv_head"], strict=False)
-    bad = [k for k in missing if not k.startswith("wavlm.")] + list(unexpected)
-    if bad:
-        raise CheckpointError(f"{path}: speaker model weights do not fit this config: {bad[:8]}")
+    load_head(model.spk, state["sv_head"], path)
     if list(state["speakers"]) == speakers:
         model.loss.load_state_dict(state["aam"])
     else:
@@ -273,17 +264,8 @@ def _load_sv_weights(model: torch.nn.Module, path: str, speakers: list[str]) -> 
 
 def load_sv_model(path: str, device: str | torch.device = "cpu") -> tuple[SpeakerModel, str, int]:
     """(speaker model in eval mode, front end, filterbank bins) from a checkpoint of this task."""
-    state = torch_load(path)
-    if not isinstance(state, dict) or state.get("task") != "sv":
-        raise CheckpointError(f"{path}: not a speaker-verification checkpoint of wavlm.bin.train_sv")
-    encoder = None
-    if state.get("model") is not None:
-        encoder = WavLM(WavLMConfig.from_official(state["cfg"]))
-        encoder.load_state_dict(state["model"])
+    state = read_task_checkpoint(path, "sv", "a speaker-verification checkpoint of wavlm.bin.train_sv")
     c = state["sv_conf"]
-    model = SpeakerModel(encoder, c["fbank_bins"], c["channels"], c["embed_dim"])
-    missing, unexpected = model.load_state_dict(state["sv_head"], strict=False)
-    if [k for k in missing if not k.startswith("wavlm.")] or unexpected:
-        raise CheckpointError(f"{path}: speaker model weights do not fit: missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]}")
+    model = SpeakerModel(encoder_from_state(state), c["fbank_bins"], c["channels"], c["embed_dim"])
+    load_head(model, state["sv_head"], path)
     return model.to(device).eval(), state["frontend"], c["fbank_bins"]
