@@ -25,6 +25,7 @@ import pickle
 import re
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -360,28 +361,36 @@ def load_official(
     return cfg, canonical_weight_norm_keys(sd), ckpt
 
 
+def state_mismatch(own: dict[str, Tensor], sd: dict[str, Tensor], *, allow_missing: tuple[str, ...] = (),
+                   name: Callable[[str], str] = str, keys: str = "keys", against: str = "model") -> str:
+    """What keeps `sd` from loading strictly into a module with state `own`: missing and unexpected keys
+    and shape mismatches, each listed (keys shown through `name`); "" when it fits."""
+    missing = sorted(name(k) for k in own if k not in sd and k not in allow_missing)
+    unexpected = sorted(name(k) for k in sd if k not in own)
+    bad_shape = [
+        f"{name(k)}: checkpoint {tuple(sd[k].shape)} vs {against} {tuple(own[k].shape)}"
+        for k in own
+        if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
+    ]
+    parts = []
+    if missing:
+        parts.append(f"missing {keys} ({len(missing)}): {', '.join(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {keys} ({len(unexpected)}): {', '.join(unexpected)}")
+    if bad_shape:
+        parts.append(f"shape mismatch: {'; '.join(bad_shape)}")
+    return " | ".join(parts)
+
+
 def load_weights(
     model: WavLM, sd: dict[str, Tensor], where: str, *, allow_missing: tuple[str, ...] = ()
 ) -> None:
     """Strict load: missing and unexpected keys are listed; shape mismatches named."""
     sd = {k: v for k, v in sd.items() if not k.startswith(PRETRAIN_HEAD_PREFIXES)}
     own = model.state_dict()
-    missing = sorted(k for k in own if k not in sd and k not in allow_missing)
-    unexpected = sorted(k for k in sd if k not in own)
-    bad_shape = [
-        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or bad_shape:
-        parts = []
-        if missing:
-            parts.append(f"missing keys ({len(missing)}): {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-        if bad_shape:
-            parts.append(f"shape mismatch: {'; '.join(bad_shape)}")
-        raise CheckpointError(f"{where}: weights do not fit the model config: " + " | ".join(parts))
+    problems = state_mismatch(own, sd, allow_missing=allow_missing)
+    if problems:
+        raise CheckpointError(f"{where}: weights do not fit the model config: {problems}")
     absent = [k for k in own if k not in sd]
     if absent:
         logger.info("%s: %s not in the checkpoint, left at its initial value", where, absent)

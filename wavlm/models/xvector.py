@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wavlm.models.checkpoint import CheckpointError, load_model, read_hf_weights
+from wavlm.models.checkpoint import CheckpointError, load_model, read_hf_weights, state_mismatch
 from wavlm.models.layer_sum import WeightedLayerSum
 from wavlm.models.wavlm import WavLM
 
@@ -249,23 +249,10 @@ def load_head(
         )
     head = XVectorHead(XVectorConfig.from_hf(config, where=str(d / "config.json")))
     ours = {_HF_TO_OURS.get(k, k): v for k, v in head_sd.items()}
-    own = head.state_dict()
-    missing = sorted(_OURS_TO_HF.get(k, k) for k in own if k not in ours)
-    unexpected = sorted(_OURS_TO_HF.get(k, k) for k in ours if k not in own)
-    bad_shape = [
-        f"{_OURS_TO_HF.get(k, k)}: checkpoint {tuple(ours[k].shape)} vs config {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in ours and ours[k].shape != v.shape
-    ]
-    if missing or unexpected or bad_shape:
-        parts = []
-        if missing:
-            parts.append(f"missing head keys ({len(missing)}): {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"unexpected head keys ({len(unexpected)}): {', '.join(unexpected)}")
-        if bad_shape:
-            parts.append(f"shape mismatch: {'; '.join(bad_shape)}")
-        raise CheckpointError(f"{d}: x-vector head does not fit config.json: " + " | ".join(parts))
+    problems = state_mismatch(head.state_dict(), ours, name=lambda k: _OURS_TO_HF.get(k, k), keys="head keys",
+                              against="config")
+    if problems:
+        raise CheckpointError(f"{d}: x-vector head does not fit config.json: {problems}")
     head.load_state_dict({k: v.float() for k, v in ours.items()})
     return head.eval()
 
