@@ -234,3 +234,34 @@ def test_resume_gives_the_same_weights(asr_data, units, tmp_path):
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
     fresh = AsrTask(asr_cfg(asr_data, asr_data, units, init=str(tmp_path / "init.pt"))).build_model().state_dict()
     assert not torch.equal(whole["ctc.ctc_lo.weight"], fresh["ctc.ctc_lo.weight"])  # it did train
+
+
+def test_ddp_two_ranks_equal_one_process_with_accumulation(units, tmp_path, env):
+    """The task's training step goes through the model's forward, so DDP averages its gradients: torchrun
+    with 2 CPU ranks equals one process accumulating the same 2 batches per update (masking off: each
+    rank draws its own masks)."""
+    import subprocess
+    import sys
+
+    from wavlm.data.datadir import compute_utt2dur
+
+    asr_data = make_data_dir(tmp_path / "train", {"spk1": 4, "spk2": 4}, seconds=1.0)  # 4 batches of 2 an epoch
+    compute_utt2dur(asr_data)
+    cfg = tmp_path / "asr.yaml"
+    cfg.write_text(f"""model: {{preset: debug, encoder: {{mask_prob: 0.0, dropout: 0.0, attention_dropout: 0.0}}}}
+data: {{train: {asr_data}, valid: {asr_data}, tokenizer: {units}, max_tokens: 32000, max_sample_size: 32000}}
+trainer: {{max_updates: 3, save_interval_updates: 3, valid_interval_updates: 3, num_workers: 0,
+          schedule: {{kind: constant}}}}
+""")
+    base = ["-m", "wavlm.bin.train_asr", "--config", str(cfg), "--exp_dir"]
+    one = subprocess.run([sys.executable, *base, str(tmp_path / "one"), "trainer.update_freq=2"], env=env,
+                         capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr[-2000:]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          *base, str(tmp_path / "ddp")], env=env, capture_output=True, text=True)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    a = torch.load(tmp_path / "one" / "checkpoint_last.pt", weights_only=True)
+    b = torch.load(tmp_path / "ddp" / "checkpoint_last.pt", weights_only=True)
+    for part in ("model", "ctc"):
+        for k in a[part]:
+            assert torch.allclose(a[part][k].float(), b[part][k].float(), atol=5e-5), (part, k)

@@ -59,9 +59,13 @@ class MaskSeparator(nn.Module):
         m = m.view(m.shape[0], t, self.num_spk + 1, self.freq).permute(0, 2, 3, 1)
         return m, spec
 
-    def forward(self, wav: Tensor) -> Tensor:
-        """wav [B, S] -> separated waveforms [B, num_spk + 1, S] (speakers, then the noise)."""
+    def forward(self, wav: Tensor, spectra: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """wav [B, S] -> separated waveforms [B, num_spk + 1, S] (speakers, then the noise); with `spectra`,
+        (masks, mixture spectrogram) as `masks` gives them (training goes through this forward, so DDP's
+        hooks see it)."""
         m, spec = self.masks(wav)
+        if spectra:
+            return m, spec
         return istft(m * spec.unsqueeze(1), wav.shape[-1], N_FFT, HOP)
 
     def mvdr(self, wav: Tensor, ref: int = 0, loading: float = 1e-6) -> Tensor:

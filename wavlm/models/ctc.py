@@ -26,7 +26,7 @@ class WavLMForCTC(nn.Module):
         super().__init__()
         self.wavlm = wavlm
         self.final_dropout = nn.Dropout(final_dropout)
-        # reduce=False: per-utterance sums, so the task decides the normalisation (fairseq's sentence_avg)
+        # reduce=False: per-utterance losses, so the task decides the normalisation (fairseq's sentence_avg)
         self.ctc = CTC(odim=vocab_size, encoder_output_size=wavlm.embed_dim, reduce=False, zero_infinity=True)
 
     def encode(self, wav: Tensor, lengths: Tensor | None, mask: bool = False) -> CTCOutput:
@@ -39,11 +39,20 @@ class WavLMForCTC(nn.Module):
         out = self.encode(wav, lengths)
         return self.ctc.log_softmax(out.hidden), out.lengths
 
-    def loss(self, wav: Tensor, lengths: Tensor, targets: Tensor, target_lengths: Tensor) -> tuple[Tensor, CTCOutput]:
-        """Per-utterance CTC losses [B] (targets padded with -1)."""
-        out = self.encode(wav, lengths, mask=True)
-        per_utt = self.ctc(out.hidden, out.lengths, targets, target_lengths)
-        return per_utt, out
+    def forward(self, wav: Tensor, lengths: Tensor | None, targets: Tensor, target_lengths: Tensor,
+                frozen: bool = False) -> Tensor:
+        """Training step: per-utterance CTC losses [B] with masking; `frozen` keeps the encoder out of the
+        graph (only the CTC projection learns). Training calls this forward (through DDP when distributed)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+            out = self.encode(wav, lengths, mask=True)
+        if frozen:
+            out = CTCOutput(out.hidden.detach(), out.lengths)
+        return self.ctc_losses(out, targets, target_lengths)
+
+    def ctc_losses(self, out: CTCOutput, targets: Tensor, target_lengths: Tensor) -> Tensor:
+        """Per-utterance CTC losses [B] of encoder output `out` (targets padded with -1)."""
+        # espnet2's CTC with reduce=False returns the per-utterance losses divided by the batch size
+        return self.ctc(out.hidden, out.lengths, targets, target_lengths) * out.hidden.shape[0]
 
     def head_state(self) -> dict[str, Tensor]:
         return {k: v.detach() for k, v in self.ctc.state_dict().items()}

@@ -49,3 +49,19 @@ class SpeakerModel(nn.Module):
     def head_state(self) -> dict[str, Tensor]:
         """Everything but the WavLM encoder (which is stored under the official names beside it)."""
         return {k: v.detach() for k, v in self.state_dict().items() if not k.startswith("wavlm.")}
+
+
+class SpeakerClassifier(nn.Module):
+    """The speaker model with its AAM-softmax (espnet2) for training: forward(x, labels) -> (mean loss,
+    accuracy). Training calls this forward (through DDP when distributed), never the parts."""
+
+    def __init__(self, spk: SpeakerModel, num_speakers: int, margin: float, scale: float):
+        from espnet2.spk.loss.aamsoftmax import AAMSoftmax
+
+        super().__init__()
+        self.spk = spk
+        self.loss = AAMSoftmax(spk.projector.output_size(), num_speakers, margin=margin, scale=scale)
+
+    def forward(self, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        loss, acc, _ = self.loss(self.spk(x), labels)
+        return loss, acc

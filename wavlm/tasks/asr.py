@@ -198,14 +198,8 @@ class AsrTask(UtteranceBatching):
 
     def loss(self, model: torch.nn.Module, batch: AsrBatch) -> tuple[torch.Tensor, float, dict]:
         batch = batch.to(self.device)
-        core: WavLMForCTC = getattr(model, "module", model)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            out = core.encode(batch.wav, batch.lengths, mask=True)
-        if self.frozen:
-            out.hidden = out.hidden.detach()
-        # espnet2's CTC with reduce=False returns the per-utterance losses divided by the batch size
-        per_utt = core.ctc(out.hidden, out.lengths, batch.targets, batch.target_lengths) * len(batch.ids)
-        loss = per_utt.sum()
+        # through DDP's forward when distributed
+        loss = model(batch.wav, batch.lengths, batch.targets, batch.target_lengths, frozen=self.frozen).sum()
         n_tokens = float(batch.target_lengths.sum())
         size = float(len(batch.ids)) if self.cfg.sentence_avg else n_tokens
         return loss, size, {"loss": float(loss.detach()), "utts": float(len(batch.ids)), "tokens": n_tokens}
@@ -214,7 +208,7 @@ class AsrTask(UtteranceBatching):
         batch = batch.to(self.device)
         core: WavLMForCTC = getattr(model, "module", model)
         out = core.encode(batch.wav, batch.lengths)
-        per_utt = core.ctc(out.hidden, out.lengths, batch.targets, batch.target_lengths) * len(batch.ids)
+        per_utt = core.ctc_losses(out, batch.targets, batch.target_lengths)
         hyps = ctc_greedy(core.ctc.log_softmax(out.hidden), out.lengths)
         sums = {"loss": float(per_utt.sum()), "utts": float(len(batch.ids)), "word_err": 0.0, "words": 0.0,
                 "char_err": 0.0, "chars": 0.0}

@@ -144,8 +144,7 @@ class CssTask:
 
     def _forward(self, model: torch.nn.Module, batch: CssBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch = batch.to(self.device)
-        core: MaskSeparator = getattr(model, "module", model)
-        masks, spec = core.masks(batch.mix)
+        masks, spec = model(batch.mix, spectra=True)  # through DDP's forward when distributed
         est = masks * spec.abs().unsqueeze(1)  # [B, 3, F, T]
         ref = stft(batch.targets, N_FFT, HOP).abs()
         loss, perm = pit_loss(est, ref, fixed_last=True)

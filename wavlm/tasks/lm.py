@@ -156,9 +156,11 @@ class LmTask:
 
     def loss(self, model: torch.nn.Module, batch: LmBatch) -> tuple[torch.Tensor, float, dict]:
         batch = batch.to(self.device)
-        nll, lengths = getattr(model, "module", model).nll(batch.text, batch.lengths)
-        loss = nll.sum()
-        n = float(lengths.sum())  # tokens + one <eos> per sentence
+        # ESPnetLanguageModel's forward (through DDP when distributed): mean NLL per token and the token
+        # count (tokens + one <eos> per sentence)
+        mean, _, tokens = model(batch.text, batch.lengths)
+        loss = mean * tokens
+        n = float(tokens)
         return loss, n, {"loss": float(loss.detach()), "tokens": n}
 
     def valid_step(self, model: torch.nn.Module, batch: LmBatch) -> dict[str, float]:

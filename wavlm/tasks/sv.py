@@ -25,7 +25,7 @@ from wavlm.data.augment import AugmentConfig, Augmenter
 from wavlm.data.datadir import DataDir
 from wavlm.features.fbank import compute_fbank
 from wavlm.models.checkpoint import CheckpointError, load_model
-from wavlm.models.speaker import SpeakerModel
+from wavlm.models.speaker import SpeakerClassifier, SpeakerModel
 from wavlm.models.wavlm import WavLM
 from wavlm.tasks.common import (
     encoder_from_state,
@@ -181,17 +181,14 @@ class SvTask:
 
     # ---- model ---------------------------------------------------------------------------------
     def build_model(self) -> torch.nn.Module:
-        from espnet2.spk.loss.aamsoftmax import AAMSoftmax
-
         m = self.cfg.model
         torch.manual_seed(self.cfg.trainer.seed)
         encoder = None
         if m.frontend == "wavlm":
             encoder = (load_model(m.init, train=True, overrides=m.encoder) if m.init
                        else WavLM(load_model_config(m.preset, m.encoder)))
-        model = torch.nn.Module()
-        model.spk = SpeakerModel(encoder, m.fbank_bins, m.channels, m.embed_dim)
-        model.loss = AAMSoftmax(m.embed_dim, len(self.speakers), margin=m.margin, scale=m.scale)
+        model = SpeakerClassifier(SpeakerModel(encoder, m.fbank_bins, m.channels, m.embed_dim), len(self.speakers),
+                                  m.margin, m.scale)
         if m.init_sv:
             _load_sv_weights(model, m.init_sv, self.speakers)
         model.spk.frozen_encoder = m.freeze_encoder
@@ -205,9 +202,7 @@ class SvTask:
 
     def _forward(self, model: torch.nn.Module, batch: SvBatch) -> tuple[torch.Tensor, float, dict]:
         batch = batch.to(self.device)
-        core = getattr(model, "module", model)
-        emb = core.spk(batch.x)
-        loss, acc, _ = core.loss(emb, batch.labels)
+        loss, acc = model(batch.x, batch.labels)  # through DDP's forward when distributed
         n = float(len(batch.ids))
         loss = loss * n  # espnet2's AAMSoftmax averages over the batch; the trainer divides sums
         return loss, n, {"loss": float(loss.detach()), "acc_spk": float(acc) * n, "count_spk": n,
