@@ -70,12 +70,18 @@ class Decoder:
         return self.tok.decode(self.beam(self.model.encode(x, None).hidden[0]))
 
 
+def quiet_espnet(record: logging.LogRecord) -> bool:
+    """espnet's beam search logs several INFO lines per utterance through the root logger: keep its warnings."""
+    return record.levelno >= logging.WARNING or "espnet" not in record.pathname
+
+
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     setup_logging(args.verbose)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
-    logging.getLogger("root").setLevel(logging.WARNING)  # espnet's beam search logs every utterance
+    for handler in logging.getLogger().handlers:  # not the root level: our own INFO lines stay
+        handler.addFilter(quiet_espnet)
     try:
         run(args)
     except (AudioError, DataDirError, CheckpointError, ShardError, ValueError) as e:
