@@ -27,7 +27,7 @@ import soundfile as sf
 import torch
 
 from wavlm.bin import setup_logging
-from wavlm.data.audio import AudioError, check_audio
+from wavlm.data.audio import AudioError, check_audio, read_audio
 from wavlm.data.datadir import DataDir, DataDirError, atomic_write_text, compute_utt2dur
 from wavlm.features.shards import model_stamp
 from wavlm.models.checkpoint import CheckpointError
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> None:
     (out / "wav").mkdir(parents=True, exist_ok=True)
     scp: list[list[str]] = [[] for _ in range(streams)]
     for reco in data.wav_scp.keys():
-        wav, sr = _load_recording(data, reco)
+        wav, sr = read_audio(data.wav_scp[reco], what=data.wav_scp.where(reco))
         mono = check_audio(wav, sr, what=data.wav_scp.where(reco), channel=0 if wav.ndim == 2 else None,
                            min_samples=400)
         if args.mvdr and (wav.ndim != 2 or wav.shape[1] < 2):
@@ -117,12 +117,6 @@ def run(args: argparse.Namespace) -> None:
             shutil.copyfile(data.path / name, d / name)
         compute_utt2dur(d)
     atomic_write_text(out / ".done", stamp + "\n")
-
-
-def _load_recording(data: DataDir, reco: str) -> tuple[np.ndarray, int]:
-    from wavlm.data.audio import read_audio
-
-    return read_audio(data.wav_scp[reco], what=data.wav_scp.where(reco))
 
 
 if __name__ == "__main__":
