@@ -5,6 +5,8 @@
 # (utils/slurm.sh --nodes M runs this once per node through srun): torchrun with a c10d rendezvous on
 # the allocation's first node.
 set -euo pipefail
+# shellcheck source=utils/path_common.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/path_common.sh"
 ngpu=1
 port=${WAVLM_MASTER_PORT:-29500}
 if [ "${1:-}" = --ngpu ]; then ngpu=$2; shift 2; fi
