@@ -21,14 +21,25 @@ class Batch:
 
 
 class ToyTask:
-    """y = x @ w + noise; 40 examples in batches of 4, shuffled per epoch; the model has dropout."""
+    """y = x @ w + noise; 40 examples in batches of 4, shuffled per epoch; the model has dropout.
+    `nan_at`: the loss of a batch holding this example is NaN; `overflow_at`: its gradients overflow (x 1e36)
+    the first time it is seen; `valid_script`: validation returns these values of `mse` in turn."""
 
-    def __init__(self, nan_at: int = -1, dropout: float = 0.3):
+    best_metric = ("mse", "min")
+
+    def __init__(self, nan_at: int = -1, dropout: float = 0.3, overflow_at: int = -1,
+                 valid_script: list[float] | None = None):
         rng = np.random.default_rng(0)
         self.x = rng.standard_normal((40, 8)).astype(np.float32)
         self.y = (self.x @ rng.standard_normal((8, 1)) + 0.1 * rng.standard_normal((40, 1))).astype(np.float32)
-        self.nan_at = nan_at
+        self.nan_at, self.overflow_at = nan_at, overflow_at
         self.dropout = dropout
+        self.valid_script = list(valid_script or [])
+        self.seen_updates: list[int] = []  # the update number of every attempt (before_update)
+        self.dtypes: set[torch.dtype] = set()  # dtypes of the model's outputs in training
+
+    def before_update(self, model, updates: int) -> None:
+        self.seen_updates.append(updates)
 
     def build_model(self) -> torch.nn.Module:
         torch.manual_seed(0)
@@ -45,9 +56,15 @@ class ToyTask:
 
     def loss(self, model, batch: Batch):
         pred = model(batch.x)
+        self.dtypes.add(pred.dtype)
         if f"ex{self.nan_at}" in batch.ids:
             pred = pred * float("nan")
-        loss = ((pred - batch.y) ** 2).sum()
+        if f"ex{self.overflow_at}" in batch.ids:
+            from wavlm.models.wavlm import GradMultiply
+
+            self.overflow_at = -1
+            pred = GradMultiply.apply(pred, 1e36)
+        loss = ((pred.float() - batch.y) ** 2).sum()
         return loss, len(batch.ids), {"loss": loss.item()}
 
     def valid_batches(self) -> list[Any]:
@@ -57,6 +74,8 @@ class ToyTask:
         return {"se": float(((model(batch.x) - batch.y) ** 2).sum()), "n": len(batch.ids)}
 
     def valid_metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        if self.valid_script:
+            return {"mse": self.valid_script.pop(0)}
         return {"mse": sums["se"] / sums["n"]}
 
     def model_state(self, model) -> dict[str, Any]:
@@ -70,7 +89,8 @@ def train(exp: str, max_updates: int, **kw: Any) -> Trainer:
     from wavlm.config import from_dict
     from wavlm.train.distributed import cleanup, init
 
-    task = ToyTask(nan_at=int(kw.pop("nan_at", -1)), dropout=float(kw.pop("dropout", 0.3)))
+    task = ToyTask(nan_at=int(kw.pop("nan_at", -1)), dropout=float(kw.pop("dropout", 0.3)),
+                   overflow_at=int(kw.pop("overflow_at", -1)), valid_script=kw.pop("valid_script", None))
     cfg = from_dict(TrainerConfig, {"max_updates": max_updates, "save_interval_updates": 5, "log_interval": 5,
                                     "valid_interval_updates": 10, "num_workers": 0, "keep_last": 2,
                                     "optim": {"lr": 0.01}, "schedule": {"warmup_updates": 3}, **kw})

@@ -34,6 +34,7 @@ from wavlm.tasks.common import (
     load_model_config,
     read_lengths,
     read_task_checkpoint,
+    skips_parameters,
 )
 from wavlm.train.trainer import TrainerConfig
 
@@ -143,6 +144,8 @@ def usable_utterances(d: DataDir, tok: Tokenizer, conv_layers: list, cfg: AsrDat
 
 
 class AsrTask(UtteranceBatching):
+    best_metric = ("wer", "min")  # greedy-decoding WER on the validation set (fairseq's best_checkpoint_metric)
+
     def __init__(self, cfg: AsrConfig, device: torch.device | None = None):
         self.cfg = cfg
         self.device = device or torch.device("cpu")
@@ -156,6 +159,8 @@ class AsrTask(UtteranceBatching):
         self.train_lengths, self.train_ids = usable_utterances(self.train_dir, self.tokenizer, conv, d)
         self.valid_lengths, self.valid_ids = usable_utterances(self.valid_dir, self.tokenizer, conv, d)
         self.frozen = False
+        # the Transformer sits out the first freeze_updates updates
+        self.find_unused_parameters = skips_parameters(self.encoder) or cfg.model.freeze_updates > 0
         log.info("fine-tuning on %d utterances (%.2f h), validating on %d; %d units; encoder from %s",
                  len(self.train_lengths), sum(self.train_lengths.values()) / 16000 / 3600,
                  len(self.valid_lengths), len(self.tokenizer), cfg.model.init or "random initialisation")

@@ -82,6 +82,14 @@ def load_head(module: torch.nn.Module, head: dict[str, torch.Tensor], path: str)
                               f"unexpected {list(unexpected)[:5]}")
 
 
+def skips_parameters(encoder: WavLM | None, frozen: bool = False) -> bool:
+    """Whether a trained encoder leaves some of its parameters without a gradient in some steps (layerdrop, a
+    CNN run without gradients), which DDP must be told (`find_unused_parameters`, a graph search per step)."""
+    if encoder is None or frozen:
+        return False
+    return encoder.cfg.encoder_layerdrop > 0 or encoder.cfg.feature_grad_mult == 0
+
+
 def encoder_param_groups(model: torch.nn.Module, prefix: str, encoder_lr_scale: float) -> list[dict]:
     """The trainer's `param_groups`: the new back end at the full rate, the pre-trained encoder (parameters
     named `prefix...`) at `encoder_lr_scale` of it; frozen parameters left out."""

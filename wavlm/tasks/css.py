@@ -21,7 +21,13 @@ from wavlm.metrics.sisdr import si_sdr
 from wavlm.models.checkpoint import load_model
 from wavlm.models.css import HOP, N_FFT, MaskSeparator
 from wavlm.models.separation import pit_loss, reorder, stft
-from wavlm.tasks.common import encoder_from_state, encoder_param_groups, load_head, read_task_checkpoint
+from wavlm.tasks.common import (
+    encoder_from_state,
+    encoder_param_groups,
+    load_head,
+    read_task_checkpoint,
+    skips_parameters,
+)
 from wavlm.train.trainer import TrainerConfig
 
 log = logging.getLogger(__name__)
@@ -90,6 +96,7 @@ class SimulatedSet:
 
 
 class CssTask:
+    best_metric = ("si_sdri", "max")  # SI-SDR improvement on the simulated validation mixtures
     def __init__(self, cfg: CssConfig, device: torch.device | None = None):
         self.cfg = cfg
         self.device = device or torch.device("cpu")
@@ -134,6 +141,9 @@ class CssTask:
         encoder = load_model(m.init, train=True, overrides={"mask_prob": 0.0}) if m.frontend == "wavlm" else None
         model = MaskSeparator(encoder, 2, m.conformer, m.wavlm_proj)
         model.frozen_encoder = m.freeze_encoder
+        if encoder is not None:
+            encoder.mask_emb.requires_grad_(False)  # separation training never masks
+        self.find_unused_parameters = skips_parameters(encoder, m.freeze_encoder)
         if encoder is not None and m.freeze_encoder:
             for p in encoder.parameters():
                 p.requires_grad_(False)

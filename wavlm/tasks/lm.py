@@ -105,6 +105,8 @@ def _token_batches(lengths: list[int], max_tokens: int, rng: np.random.Generator
 
 
 class LmTask:
+    best_metric = ("loss", "min")  # validation cross-entropy per token
+    find_unused_parameters = False
     def __init__(self, cfg: LmConfig, device: torch.device | None = None):
         self.cfg = cfg
         self.device = device or torch.device("cpu")

@@ -69,10 +69,14 @@ class PretrainBatch:
 
 
 class PretrainTask(UtteranceBatching):
+    best_metric = ("loss", "min")  # masked-prediction loss on the validation set (fairseq's default)
+
     def __init__(self, cfg: PretrainConfig, device: torch.device | None = None):
         self.cfg = cfg
         self.device = device or torch.device("cpu")
         self.model_cfg: WavLMConfig = load_model_config(cfg.model_preset, cfg.model)
+        # layerdrop skips layers, feature_grad_mult 0 runs the CNN without gradients: DDP must search the graph
+        self.find_unused_parameters = self.model_cfg.encoder_layerdrop > 0 or self.model_cfg.feature_grad_mult == 0
         d = cfg.data
         self.train_dir, self.valid_dir = DataDir(d.train), DataDir(d.valid)
         self.train_lengths = self._usable(self.train_dir, d.train_labels)

@@ -34,6 +34,7 @@ from wavlm.tasks.common import (
     load_model_config,
     read_lengths,
     read_task_checkpoint,
+    skips_parameters,
 )
 from wavlm.train.trainer import TrainerConfig
 
@@ -125,6 +126,7 @@ def split_speakers(utt2spk: dict[str, str], lengths: dict[str, int], min_samples
 
 
 class SvTask:
+    best_metric = ("loss", "min")  # AAM-softmax loss on held-out utterances of the training speakers
     def __init__(self, cfg: SvConfig, device: torch.device | None = None):
         self.cfg = cfg
         self.device = device or torch.device("cpu")
@@ -192,6 +194,9 @@ class SvTask:
         if m.init_sv:
             _load_sv_weights(model, m.init_sv, self.speakers)
         model.spk.frozen_encoder = m.freeze_encoder
+        if encoder is not None:
+            encoder.mask_emb.requires_grad_(False)  # speaker training never masks
+        self.find_unused_parameters = skips_parameters(encoder, m.freeze_encoder)
         if m.freeze_encoder and encoder is not None:
             for p in encoder.parameters():
                 p.requires_grad_(False)

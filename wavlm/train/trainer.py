@@ -10,9 +10,20 @@ The trainer knows no task. A task gives it:
   * `valid_batches() -> list` and `valid_step(model, batch) -> dict of sums`, `valid_metrics(sums) -> dict`;
   * `model_state(model) -> dict` / `load_model_state(model, state)`: what goes into a checkpoint
     (our checkpoints keep the encoder under the official key names with an official-style `cfg`);
-  * optionally `before_update(model, updates)` (e.g. to unfreeze layers after N updates) and
+  * `best_metric = (name, "min" | "max")`: the validation metric that picks the best checkpoint (ASR: WER,
+    CSS: SI-SDRi, ...); `trainer.best_metric`/`best_metric_mode` override it;
+  * optionally `before_update(model, updates)` (e.g. to unfreeze layers after N updates),
     `param_groups(model) -> [{"params": [...], "lr_scale": x}, ...]` (e.g. a lower rate for a pre-trained
-    encoder than for a new head).
+    encoder than for a new head) and `find_unused_parameters: bool` (True for models that skip parameters
+    in some steps: layerdrop, a Transformer frozen for the first updates; DDP then searches the graph).
+
+Checkpoints (see wavlm.train.checkpoint): every validation that ranks among the `keep_best` (or
+`average_best`) best so far stores its model in nbest/, `checkpoint_best.pt` is the best of them and, with
+`average_best: N`, `checkpoint_avg.pt` their mean; recipes use one of these, never simply the last.
+
+AMP: `amp: bf16` autocasts; `amp: fp16` also scales the loss (torch's GradScaler). An update whose gradients
+overflow is skipped by the scaler and, as in fairseq, does not count: the update number and the learning
+rate schedule stay where they were; a loss scale falling under `min_loss_scale` is an error.
 
 Exact resume: every update re-seeds the global RNGs from (seed, update, rank) and every batch is loaded
 with a seed from (seed, epoch, index), so a run killed at any point and resumed from its last
@@ -61,6 +72,14 @@ class TrainerConfig:
     save_interval_updates: int = 1000
     keep_last: int = 3
     valid_interval_updates: int = 1000
+    best_metric: str = ""  # validation metric choosing checkpoint_best.pt; "" = the task's own (fairseq's
+    best_metric_mode: str = ""  # best_checkpoint_metric); mode min or max, "" = the task's
+    keep_best: int = 1  # validated models kept in nbest/
+    average_best: int = 0  # N > 1: also write checkpoint_avg.pt, the mean of the N best (ESPnet's nbest averaging)
+    # fp16 loss scaling as fairseq's defaults (torch's GradScaler starts at 65536 and grows every 2000 steps)
+    fp16_init_scale: float = 128.0
+    fp16_scale_window: int = 0  # updates without overflow before the scale doubles; 0: 2**14 / (ranks x update_freq)
+    min_loss_scale: float = 1e-4  # fp16: stop when the loss scale falls below this
     num_workers: int = 2
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -73,6 +92,7 @@ class Task(Protocol):
     def valid_batches(self) -> list[Any]: ...
     def valid_step(self, model: torch.nn.Module, batch: Any) -> dict[str, float]: ...
     def valid_metrics(self, sums: dict[str, float]) -> dict[str, float]: ...
+    best_metric: tuple[str, str]
     def model_state(self, model: torch.nn.Module) -> dict[str, Any]: ...
     def load_model_state(self, model: torch.nn.Module, state: dict[str, Any]) -> None: ...
 
@@ -116,18 +136,25 @@ class Trainer:
         if cfg.amp not in ("none", "fp16", "bf16"):
             raise ValueError(f"trainer.amp must be none, fp16 or bf16, got {cfg.amp!r}")
         if cfg.amp == "fp16" and self.dist.device.type != "cuda":
-            raise ValueError("trainer.amp=fp16 needs a GPU; use none (or bf16) on CPU")
+            log.warning("trainer.amp=fp16 on %s: correct but slow (meant for GPUs; tests use it)",
+                        self.dist.device.type)
+        self.best_metric = self._best_metric()
+        self.n_best = max(1, cfg.keep_best, cfg.average_best)
+        self.best: list[dict[str, Any]] = []  # {"updates", "value"}, best first
         self.model = model.to(self.dist.device)
         self.ddp = (DistributedDataParallel(self.model, device_ids=[self.dist.local_rank]
                                             if self.dist.device.type == "cuda" else None,
-                                            find_unused_parameters=True)
+                                            find_unused_parameters=bool(getattr(task, "find_unused_parameters",
+                                                                                False)))
                     if self.dist.world_size > 1 else None)
         groups = getattr(task, "param_groups", None)
         params = groups(self.model) if groups else [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
                                            weight_decay=o.weight_decay)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16")
+        window = cfg.fp16_scale_window or max(1, 2**14 // (self.dist.world_size * cfg.update_freq))
+        self.scaler = torch.amp.GradScaler(self.dist.device.type, init_scale=cfg.fp16_init_scale,
+                                           growth_interval=window, enabled=cfg.amp == "fp16")
         self.updates, self.epoch, self.batch_index = 0, 1, 0
         self.writer = None
         if self.dist.is_main:
@@ -141,8 +168,21 @@ class Trainer:
         s["optimizer"] = self.optimizer.state_dict()
         s["scaler"] = self.scaler.state_dict()
         s["progress"] = {"updates": self.updates, "epoch": self.epoch, "batch_index": self.batch_index}
+        s["best"] = [dict(e) for e in self.best]
         s["trainer_config"] = to_dict(self.cfg)
         return s
+
+    def _best_metric(self) -> tuple[str, str]:
+        name, mode = getattr(self.task, "best_metric", ("loss", "min"))
+        if self.cfg.best_metric and self.cfg.best_metric != name:
+            if not self.cfg.best_metric_mode:
+                raise ValueError(f"trainer.best_metric={self.cfg.best_metric}: also set trainer.best_metric_mode "
+                                 "(min or max)")
+            name = self.cfg.best_metric
+        mode = self.cfg.best_metric_mode or mode
+        if mode not in ("min", "max"):
+            raise ValueError(f"trainer.best_metric_mode must be min or max, got {mode!r}")
+        return name, mode
 
     def resume(self) -> bool:
         """Resume from the newest loadable checkpoint in exp_dir; False when starting fresh."""
@@ -155,6 +195,11 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         p = state["progress"]
         self.updates, self.epoch, self.batch_index = p["updates"], p["epoch"], p["batch_index"]
+        self.best = [dict(e) for e in state.get("best", [])][: self.n_best]
+        if self.dist.is_main and self.best:
+            # a validation after this checkpoint may have stored a model that the resumed run will store again
+            ckpt.prune_nbest(self.exp_dir, self.best)
+            ckpt.publish_best(self.exp_dir, self.best, self.cfg.average_best > 1)
         log.info("resumed from %s: update %d, epoch %d, batch %d", path, self.updates, self.epoch,
                  self.batch_index)
         return True
@@ -162,8 +207,35 @@ class Trainer:
     def save(self) -> None:
         if self.dist.is_main:
             path = ckpt.save(self.state(), self.exp_dir, self.updates, self.cfg.keep_last)
+            # nbest/ models that left the N best go only now, once a checkpoint that no longer lists them exists
+            ckpt.prune_nbest(self.exp_dir, self.best)
             log.info("saved %s", path)
         barrier(self.dist)
+
+    def _update_best(self, metrics: dict[str, float]) -> None:
+        """Rank this validation among the N best by the best metric; store its model if it is one of them."""
+        name, mode = self.best_metric
+        if name not in metrics:
+            raise ValueError(f"best checkpoint metric {name!r} is not among the validation metrics "
+                             f"{sorted(metrics)}; set trainer.best_metric")
+        value = float(metrics[name])
+
+        def key(e: dict[str, Any]) -> tuple[float, int]:
+            v = e["value"] if math.isfinite(e["value"]) else math.inf * (1 if mode == "min" else -1)
+            return (v if mode == "min" else -v, e["updates"])  # ties: the earlier model
+
+        entry = {"updates": self.updates, "value": value}
+        ranked = sorted([e for e in self.best if e["updates"] != self.updates] + [entry], key=key)[: self.n_best]
+        if entry not in ranked:
+            return
+        self.best = ranked
+        if self.dist.is_main:
+            state = dict(self.task.model_state(self.model))
+            state["validation"] = {"updates": self.updates, "metric": name, **metrics}
+            ckpt.save_nbest(state, self.exp_dir, self.updates)
+            ckpt.publish_best(self.exp_dir, self.best, self.cfg.average_best > 1)
+            log.info("update %d: %s %.4g is the best so far%s", self.updates, name, value,
+                     "" if ranked[0] is entry else f" number {ranked.index(entry) + 1}")
 
     # ---- data ----------------------------------------------------------------------------------
     def _microbatches(self) -> Iterator[Any]:
@@ -196,6 +268,9 @@ class Trainer:
         self.resume()
         if self.updates >= cfg.max_updates:
             log.info("already trained for %d updates", self.updates)
+            if not (self.exp_dir / "checkpoint_best.pt").is_file():  # a run from before best checkpoints
+                self._update_best(self.validate())
+                barrier(self.dist)
             return
         module = self.ddp or self.model
         batches = self._microbatches()
@@ -218,7 +293,8 @@ class Trainer:
                 sync = k == cfg.update_freq - 1 or self.ddp is None
                 with self._maybe_no_sync(sync), self._autocast():
                     loss, n, batch_logs = self.task.loss(module, batch)
-                if not torch.isfinite(loss):
+                # under fp16 an overflowing loss is the scaler's business (the step is skipped, see below)
+                if not self.scaler.is_enabled() and not torch.isfinite(loss):
                     ids = getattr(batch, "ids", None)
                     raise FloatingPointError(
                         f"non-finite loss {loss.item()} at update {self.updates + 1} (epoch {self.epoch}, "
@@ -241,8 +317,20 @@ class Trainer:
                     p.grad.mul_(scale)
             gnorm = torch.nn.utils.clip_grad_norm_(
                 self.model.parameters(), cfg.optim.clip_norm if cfg.optim.clip_norm > 0 else math.inf)
+            loss_scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.scaler.is_enabled() and self.scaler.get_scale() < loss_scale:
+                # inf/NaN gradients: the scaler skipped the step and lowered the scale; the update does not count
+                stats["skipped"] = stats.get("skipped", 0.0) + 1
+                log.info("update %d: gradient overflow at loss scale %g, step skipped", self.updates + 1,
+                         loss_scale)
+                if self.scaler.get_scale() < cfg.min_loss_scale:
+                    raise FloatingPointError(
+                        f"fp16 loss scale fell below trainer.min_loss_scale={cfg.min_loss_scale} at update "
+                        f"{self.updates + 1}: the gradients overflow at every scale. Lower the learning rate, "
+                        "enable gradient clipping or use trainer.amp=bf16.")
+                continue
             self.updates += 1
             bar.update(1)
             logs["sample_size"] = sample_size
@@ -256,7 +344,7 @@ class Trainer:
                 self._log_train(stats, time.time() - t0)
                 stats, t0 = {}, time.time()
             if self.updates % cfg.valid_interval_updates == 0 or self.updates == cfg.max_updates:
-                self.validate()
+                self._update_best(self.validate())
             if self.updates % cfg.save_interval_updates == 0 or self.updates == cfg.max_updates:
                 self.save()
         bar.close()
@@ -266,10 +354,13 @@ class Trainer:
     def _log_train(self, stats: dict[str, float], seconds: float) -> None:
         n = stats.pop("n")
         lr = stats.pop("lr")
+        skipped = stats.pop("skipped", 0.0)
         gnorm = stats.pop("gnorm") / n
         size = stats.get("sample_size", 1.0) or 1.0
         metrics = {"loss": stats.get("loss", 0.0) / size, "gnorm": gnorm, "lr": lr,
                    "updates_per_s": n / max(seconds, 1e-9)}
+        if self.scaler.is_enabled():
+            metrics.update(loss_scale=self.scaler.get_scale(), skipped=skipped)
         for key, v in stats.items():
             if key.startswith("acc_"):
                 metrics[key] = v / max(stats.get("count_" + key[4:], 1.0), 1.0)
