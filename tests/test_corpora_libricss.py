@@ -210,3 +210,16 @@ def test_pick_lowest_wer_ties_and_errors():
         css_eval.pick_lowest_wer(["A"], "  ")
     with pytest.raises(css_eval.CSSEvalError, match="have no reference transcript, e.g. u9"):
         css_eval.utterance_wise_wer({"u9": [np.zeros(BLOCK)]}, {}, recognise)
+
+
+def test_relative_root_gives_absolute_paths_and_an_empty_root_is_named(synth, tmp_path, monkeypatch):
+    monkeypatch.chdir(synth.parent)
+    (d, _) = libricss.prepare(synth.name, tmp_path / "data")
+    paths = wav_paths(d)
+    assert paths and all(p.startswith(f"{synth}/for_release/") and Path(p).is_file() for p in paths), paths
+    with pytest.raises(CorpusError, match="no LibriCSS directory given"):
+        libricss.prepare("", tmp_path / "data")
+
+
+def wav_paths(d: Path) -> list[str]:
+    return [line.split(maxsplit=1)[1] for line in (d / "wav.scp").read_text().splitlines()]

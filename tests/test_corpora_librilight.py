@@ -114,3 +114,19 @@ def test_missing_subset_and_root(tmp_path):
     (root / "small" / "1").mkdir()
     with pytest.raises(CorpusError, match="no <spk>/<book>/\\*.flac"):
         librilight.prepare(root, tmp_path / "data")
+
+
+def test_relative_root_gives_absolute_paths_and_an_empty_root_is_named(tmp_path, monkeypatch):
+    make_corpus(tmp_path / "ll", {("1", "b", "x"): [[1.0, 5.0]], ("2", "c", "y"): [[0.5, 3.0]]})
+    monkeypatch.chdir(tmp_path)
+    (d,) = librilight.prepare("ll", "data")
+    paths = wav_paths(d)
+    assert paths == [str(tmp_path / "ll/small/1/b/x.flac"), str(tmp_path / "ll/small/2/c/y.flac")]
+    for empty in ("", None):
+        with pytest.raises(CorpusError, match=r"no Libri-light directory given \(the directory holding small/"):
+            librilight.prepare(empty, "data")
+    assert prepare_data.main(["librilight", "--root", "", "--data", "data"]) == 1
+
+
+def wav_paths(d: Path) -> list[str]:
+    return [line.split(maxsplit=1)[1] for line in (d / "wav.scp").read_text().splitlines()]

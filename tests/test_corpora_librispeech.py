@@ -158,3 +158,24 @@ def test_options_of_other_corpora_are_refused(synth, tmp_path):
         prepare_data.main(["librilight", "--root", str(synth), "--data", str(tmp_path), "--combine_960"])
     with pytest.raises(SystemExit):
         prepare_data.main(["librispeech", "--root", str(synth), "--data", str(tmp_path), "--speakers", "x"])
+
+
+def test_relative_roots_give_absolute_paths_and_an_empty_root_is_named(synth, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(synth)
+    data = tmp_path / "data"
+    librispeech.prepare("LibriSpeech", data, ["dev-clean"])
+    librispeech.prepare_finetuning("librispeech_finetuning", data, ["train_10min"])
+    for name in ("dev_clean", "train_10min"):
+        paths = wav_paths(data / name)
+        assert paths and all(p.startswith(f"{synth}/") and Path(p).is_file() for p in paths), paths
+    with pytest.raises(CorpusError, match="no LibriSpeech directory given"):
+        librispeech.prepare("", data)
+    with pytest.raises(CorpusError, match="no librispeech_finetuning directory given"):
+        librispeech.prepare_finetuning("", data)
+    assert prepare_data.main(["librispeech", "--root", "", "--data", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert "no LibriSpeech directory given" in err and "is under ." not in err
+
+
+def wav_paths(d: Path) -> list[str]:
+    return [line.split(maxsplit=1)[1] for line in (d / "wav.scp").read_text().splitlines()]

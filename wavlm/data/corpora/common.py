@@ -16,6 +16,17 @@ class CorpusError(ValueError):
     """A corpus directory that does not have the expected layout."""
 
 
+def corpus_root(root: str | os.PathLike | None, name: str, expected: str, where: str) -> Path:
+    """The corpus directory `root`, checked, as an absolute path (so that every wav.scp holds absolute
+    paths, whatever the directory the corpus was named from). `name`: e.g. "LibriSpeech"; `expected`:
+    what the directory holds; `where`: how to get the corpus."""
+    if root is None or not str(root).strip():
+        raise CorpusError(f"no {name} directory given (the directory holding {expected}; {where})")
+    if not Path(root).is_dir():
+        raise CorpusError(f"{name} root {root} is not a directory; expected it to hold {expected} ({where})")
+    return Path(os.path.abspath(root))
+
+
 def present_subsets(root: Path, subsets: list[str] | None, default: list[str], example: str, where: str) -> list[str]:
     """The subsets to prepare: those asked for (all must exist), else those of `default` under root."""
     wanted = subsets or default
@@ -24,7 +35,8 @@ def present_subsets(root: Path, subsets: list[str] | None, default: list[str], e
         raise CorpusError(f"none of the subsets {wanted} is under {root}; expected e.g. {root}/{example} ({where})")
     absent = [s for s in subsets or [] if s not in present]
     if absent:
-        raise CorpusError(f"subsets {absent} asked for are not under {root} ({where})")
+        raise CorpusError(f"subsets {absent} asked for are not under {root}, which holds only {present}: download "
+                          f"them ({where}), or ask only for those present (--subsets {' '.join(present)})")
     return present
 
 

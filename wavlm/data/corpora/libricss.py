@@ -27,7 +27,14 @@ from pathlib import Path
 
 import soundfile as sf
 
-from wavlm.data.corpora.common import CorpusError, present_subsets, sources_stamp, up_to_date, write_prepared
+from wavlm.data.corpora.common import (
+    CorpusError,
+    corpus_root,
+    present_subsets,
+    sources_stamp,
+    up_to_date,
+    write_prepared,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +169,7 @@ def prepare_condition(src: Path, dest: Path) -> None:
     utt2spk: dict[str, str] = {}
     for s, rec in recording_ids(src.name, sessions).items():
         dur = recording_duration(s / RECORDING)
-        wav[rec] = str((s / RECORDING).resolve())
+        wav[rec] = str(s / RECORDING)
         reco2dur[rec] = f"{dur:.3f}"
         for u in read_meeting_info(s / MEETING_INFO, dur):
             utt = f"{u.speaker}-{rec}-{u.utt}"
@@ -175,9 +182,7 @@ def prepare_condition(src: Path, dest: Path) -> None:
 
 def prepare(root: str | Path, data: str | Path, conditions: list[str] | None = None) -> list[Path]:
     """data/libricss_<cond> for each condition asked for (default: all six that are present)."""
-    root, data = Path(root), Path(data)
-    if not root.is_dir():
-        raise CorpusError(f"LibriCSS root {root} is not a directory ({WHERE})")
+    root, data = corpus_root(root, "LibriCSS", "for_release/", WHERE), Path(data)
     rel = release_dir(root)
     present = present_subsets(rel, conditions, list(CONDITIONS), f"OV10/<session>/{RECORDING}", WHERE)
     out = []

@@ -21,7 +21,14 @@ from pathlib import Path
 
 import soundfile as sf
 
-from wavlm.data.corpora.common import CorpusError, present_subsets, sources_stamp, up_to_date, write_prepared
+from wavlm.data.corpora.common import (
+    CorpusError,
+    corpus_root,
+    present_subsets,
+    sources_stamp,
+    up_to_date,
+    write_prepared,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +143,7 @@ def prepare_subset(src: Path, dest: Path, max_seconds: float, min_seconds: float
 
 def prepare(root: str | Path, data: str | Path, subsets: list[str] | None = None,
             max_seconds: float = 30.0, min_seconds: float = 1.0) -> list[Path]:
-    root, data = Path(root), Path(data)
-    if not root.is_dir():
-        raise CorpusError(f"Libri-light root {root} is not a directory; expected it to hold small/, medium/, "
-                          f"large/ ({WHERE})")
+    root, data = corpus_root(root, "Libri-light", "small/, medium/, large/", WHERE), Path(data)
     unknown = [s for s in subsets or [] if s not in KNOWN]
     if unknown:
         raise CorpusError(f"unknown Libri-light subsets {unknown}; choose from {list(KNOWN)}")

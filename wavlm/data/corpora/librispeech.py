@@ -19,6 +19,7 @@ from pathlib import Path
 from wavlm.data.corpora.common import (
     CorpusError,
     combine_prepared,
+    corpus_root,
     present_subsets,
     sources_stamp,
     up_to_date,
@@ -124,10 +125,7 @@ def make_train_960(data: Path) -> Path | None:
 
 def prepare(root: str | Path, data: str | Path, subsets: list[str] | None = None,
             combine_960: bool = False) -> list[Path]:
-    root, data = Path(root), Path(data)
-    if not root.is_dir():
-        raise CorpusError(f"LibriSpeech root {root} is not a directory; expected LibriSpeech/ holding "
-                          f"train-clean-100/, dev-clean/, ... ({WHERE})")
+    root, data = corpus_root(root, "LibriSpeech", "train-clean-100/, dev-clean/, ...", WHERE), Path(data)
     present = present_subsets(root, subsets, list(SUBSETS), "train-clean-100/<spk>/<chapter>/*.flac", WHERE)
     genders = read_genders(root)
     out = []
@@ -146,10 +144,7 @@ def prepare_finetuning(root: str | Path, data: str | Path, subsets: list[str] | 
                        speakers: str | Path | None = None) -> list[Path]:
     """data/train_10min, train_1h, train_10h (or those in `subsets`) from librispeech_finetuning/.
     `speakers`: a LibriSpeech SPEAKERS.TXT for spk2gender (default: <root>/SPEAKERS.TXT if there)."""
-    root, data = Path(root), Path(data)
-    if not root.is_dir():
-        raise CorpusError(f"Libri-light fine-tuning root {root} is not a directory; expected "
-                          f"librispeech_finetuning/ holding 1h/ and 9h/ ({FINETUNING_WHERE})")
+    root, data = corpus_root(root, "librispeech_finetuning", "1h/ and 9h/", FINETUNING_WHERE), Path(data)
     unknown = [s for s in subsets or [] if s not in FINETUNING_SETS]
     if unknown:
         raise CorpusError(f"unknown Libri-light fine-tuning sets {unknown}; choose from {list(FINETUNING_SETS)}")

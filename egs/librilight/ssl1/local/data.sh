@@ -23,6 +23,11 @@ num_valid=1000
 data=data
 . utils/parse_options.sh
 
+if [ -z "$librilight_root" ]; then
+  log "ERROR: give --librilight_root DIR, the directory holding Libri-light's small/, medium/, large/" \
+      "(github.com/facebookresearch/libri-light)"
+  exit 1
+fi
 # shellcheck disable=SC2086  # $subsets is a list
 python -m wavlm.bin.prepare_data librilight --root "$librilight_root" --data "$data" --subsets $subsets \
   --max_seconds "$max_seconds" --min_seconds "$min_seconds"
@@ -43,9 +48,20 @@ if [ -f "$done_file" ] && [ "$(cat "$done_file")" = "$key" ] &&
   log "$data/$train_set and $data/$valid_set are up to date"
   exit 0
 fi
+if [ -z "$valid_data" ]; then  # the validation set is held out: it must leave something to train on
+  n=$(cat "${parts[@]/%//utt2spk}" | wc -l)
+  if ! [[ $num_valid =~ ^[0-9]+$ ]] || [ "$num_valid" -lt 1 ] || [ "$num_valid" -ge "$n" ]; then
+    log "ERROR: --num_valid $num_valid: the validation set is held out of the $n utterances of" \
+        "${parts[*]}, so it must be at least 1 and fewer than $n (the default 1000 suits the full corpus);" \
+        "pass e.g. --num_valid $(( n >= 20 ? n / 10 : 1 )), or --valid_data DIR to validate on a data dir" \
+        "prepared elsewhere (e.g. LibriSpeech dev_clean)"
+    exit 1
+  fi
+fi
 # Libri-light dirs have segments; a dir without them gets whole-recording segments so that all combine.
 tmp=$data/.${train_set}_tmp
 rm -rf "$tmp"
+trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp"
 for i in "${!parts[@]}"; do
   d=${parts[$i]}
@@ -65,6 +81,5 @@ else
   cut -d' ' -f1 "$tmp/all/utt2spk" | grep -vxFf <(cut -d' ' -f1 "$data/$valid_set/utt2spk") > "$tmp/train.list"
   utils/subset_data_dir.sh --utt-list "$tmp/train.list" "$tmp/all" "$data/$train_set"
 fi
-rm -rf "$tmp"
 echo "$key" > "$done_file"
 log "$data/$train_set: $(wc -l < "$data/$train_set/utt2spk") utterances; $data/$valid_set: $(wc -l < "$data/$valid_set/utt2spk")"
