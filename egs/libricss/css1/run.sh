@@ -36,7 +36,7 @@ for c in $css_configs; do systems="$systems $(basename "$c" .yaml)$suffix"; done
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "stage 1: LibriCSS sessions and LibriSpeech utterances"
-  local/data.sh --libricss_root "$libricss_root" --librispeech_root "$librispeech_root"
+  local/data.sh --libricss_root "$libricss_root" --librispeech_root "$librispeech_root" --conditions "$conditions"
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then

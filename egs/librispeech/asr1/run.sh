@@ -9,6 +9,10 @@ set -euo pipefail
 stage=1
 stop_stage=100
 librispeech_root=            # LibriSpeech/ with train-clean-100/, dev-clean/, ...; librispeech_finetuning/ beside it
+subsets=                     # LibriSpeech subsets to prepare, e.g. "train-clean-100 dev-clean"; empty: all present
+combine_960=true             # make data/train_960 when train-clean-100, -360 and train-other-500 are there
+librispeech_finetuning_root= # Libri-light's librispeech_finetuning/ (1h/, 9h/); empty: beside librispeech_root
+finetuning_sets="train_10min train_1h train_10h"   # which limited supervision sets to prepare; empty: none
 lm_text=                     # LM training text; empty: <librispeech_root>/../librispeech_lm/librispeech-lm-norm.txt[.gz]
 pretrained=                  # encoder init: ours (ssl1), Microsoft's .pt or a Hugging Face dir; empty: random init
 train_set=train_clean_100    # or train_10min, train_1h, train_10h, train_960
@@ -46,7 +50,15 @@ fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "stage 1: Kaldi data dirs from $librispeech_root"
-  local/data.sh --librispeech_root "$librispeech_root"
+  local/data.sh --librispeech_root "$librispeech_root" --subsets "$subsets" --combine_960 "$combine_960" \
+    --librispeech_finetuning_root "$librispeech_finetuning_root" --finetuning_sets "$finetuning_sets"
+  made=$(for d in data/*/; do if [ -f "$d/wav.scp" ]; then basename "$d"; fi; done | paste -sd ' ')
+  for opt in train_set valid_set test_sets; do
+    for s in ${!opt}; do
+      [ -f data/"$s"/wav.scp ] || { log "ERROR: --$opt names data/$s, which stage 1 did not make from this" \
+        "download; the data dirs there: $made: pass --$opt with those"; exit 1; }
+    done
+  done
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then

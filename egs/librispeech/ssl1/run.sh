@@ -10,8 +10,8 @@ set -euo pipefail
 stage=1
 stop_stage=100
 librispeech_root=            # LibriSpeech/ with train-clean-100/, ..., dev-clean/
-train_set=train_960
-train_parts="train_clean_100 train_clean_360 train_other_500"
+train_set=train_960          # the union of train_parts (a partial download: e.g. train_clean_100 ...
+train_parts="train_clean_100 train_clean_360 train_other_500"   # ... with --train_parts train_clean_100)
 valid_set=dev_clean
 nj=8                         # parallel jobs for feature and label dumping
 ngpu=1                       # GPUs per training job (torchrun when > 1)
@@ -32,7 +32,8 @@ iter1=$exp/iter1 iter2=$exp/iter2
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "stage 1: data dirs from $librispeech_root"
-  local/data.sh --librispeech_root "$librispeech_root" --train_set "$train_set" --train_parts "$train_parts"
+  local/data.sh --librispeech_root "$librispeech_root" --train_set "$train_set" --train_parts "$train_parts" \
+    --valid_set "$valid_set"
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then

@@ -22,6 +22,8 @@ sv_configs="conf/sv_stage1.yaml conf/sv_stage2.yaml"   # trained in turn, each f
                              # the filterbank baseline)
 hf_xvector=                  # score with a Hugging Face WavLMForXVector dir instead of training (stage 2 skipped)
 train_set=train
+train_sets="vox2_dev"        # stage 1: data/train = their union, "vox2_dev" (the paper) or "vox2_dev vox1_dev"
+trials_dir=                  # where veri_test2.txt, list_test_all2.txt, list_test_hard2.txt are; empty: vox1_root
 trial_lists="vox1_O vox1_E vox1_H"
 cohort_utts=3000             # training utterances whose speaker means form the AS-norm cohort
 top_n=300                    # AS-norm: the N best-scoring cohort speakers per side
@@ -41,7 +43,8 @@ sv_exp=$exp/sv_$tag
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "stage 1: data dirs and trial lists"
-  local/data.sh --vox1_root "$vox1_root" --vox2_root "$vox2_root"
+  local/data.sh --vox1_root "$vox1_root" --vox2_root "$vox2_root" \
+    --train_sets "$train_sets" --trials_dir "$trials_dir"
   [ -z "$musan_root" ] || python -m wavlm.bin.prepare_data musan --root "$musan_root" --data data
   [ -z "$rirs_root" ] || python -m wavlm.bin.prepare_data rirs --root "$rirs_root" --data data
 fi

@@ -20,6 +20,11 @@ finetuning_sets="train_10min train_1h train_10h"   # which limited supervision s
 data=data
 . utils/parse_options.sh
 
+if [ -z "$librispeech_root" ]; then
+  log "ERROR: give --librispeech_root DIR, the LibriSpeech/ directory holding train-clean-100/, dev-clean/, ..." \
+      "(openslr.org resource 12)"
+  exit 1
+fi
 combine_opt=()
 [ "$combine_960" = true ] && combine_opt=(--combine_960)
 # shellcheck disable=SC2086  # $subsets is a list
@@ -37,7 +42,7 @@ if [ -z "$ft_root" ]; then
         "(give --librispeech_finetuning_root DIR, the unpacked librispeech_finetuning.tgz of Libri-light)"
     exit 0
   fi
-  ft_root=$(cd -P "$librispeech_root/../librispeech_finetuning" && pwd -P)
+  ft_root=$librispeech_root/../librispeech_finetuning
 fi
 speakers_opt=()
 [ -f "$librispeech_root/SPEAKERS.TXT" ] && speakers_opt=(--speakers "$librispeech_root/SPEAKERS.TXT")
