@@ -203,6 +203,7 @@ def test_frozen_transformer_gets_no_gradient(asr_data, units, tmp_path):
     task = AsrTask(asr_cfg(asr_data, asr_data, units, init=str(tmp_path / "init.pt")))
     model = task.build_model().train()
     batch = task.load_batch(sorted(task.train_lengths)[:2], seed=0)
+    assert task.find_unused_parameters  # DDP must be told: the Transformer sits out update 0
     task.before_update(model, 0)  # freeze_updates 1: update 0 is frozen
     loss, n, _ = task.loss(model, batch)
     loss.backward()
@@ -265,3 +266,16 @@ trainer: {{max_updates: 3, save_interval_updates: 3, valid_interval_updates: 3, 
     for part in ("model", "ctc"):
         for k in a[part]:
             assert torch.allclose(a[part][k].float(), b[part][k].float(), atol=5e-5), (part, k)
+
+
+def test_large_checkpoint_with_a_base_schedule_warns(asr_data, units, tmp_path, caplog):
+    """fairseq fine-tunes Large with other schedules (vox_*.yaml) than Base: a size mismatch is said."""
+    save_checkpoint(tmp_path / "init.pt", small_encoder())
+    cfg = asr_cfg(asr_data, asr_data, units, init=str(tmp_path / "init.pt"))
+    with caplog.at_level("WARNING"):
+        AsrTask(cfg)
+    assert "schedule is for" not in caplog.text  # the debug preset is this size
+    cfg.model.preset = "base"
+    with caplog.at_level("WARNING"):
+        AsrTask(cfg)
+    assert "has 2 layers of 64 dims, but this config's schedule is for the 'base' preset (12 x 768)" in caplog.text

@@ -29,6 +29,12 @@ def test_asr1_end_to_end_and_idempotent(tmp_path, env):
         p.name for p in data.iterdir()}
     exp = recipe / "exp" / "asr_finetune_scratch"
     assert (exp / "checkpoint_3.pt").is_file() and "valid at update 3" in (exp / "train.log").read_text()
+    # decoding uses the model with the best validation WER (validated at updates 2 and 3), not the last one
+    import torch
+
+    best = torch.load(exp / "checkpoint_best.pt", weights_only=True)["validation"]
+    assert best["metric"] == "wer" and best["updates"] in (2, 3)
+    assert f"with {exp.relative_to(recipe)}/checkpoint_best.pt" in first.stderr
     assert (recipe / "exp" / "units_char" / "tokens.txt").read_text().startswith("<blank>\n")
     for d in ("greedy", "beam2_lm0.5"):
         for s in ("dev_clean", "test_clean"):
@@ -49,3 +55,6 @@ def test_asr1_end_to_end_and_idempotent(tmp_path, env):
     bad = run(args + ["--stage", "3", "--stop_stage", "3", "--lm_text", str(tmp_path / "nope.txt")], env,
               cwd=recipe, check=False)
     assert bad.returncode != 0 and "nope.txt" in bad.stderr
+    # asking for the average of N best without trainer.average_best says how to get it
+    bad = run(args + ["--stage", "5", "--stop_stage", "5", "--checkpoint", "avg"], env, cwd=recipe, check=False)
+    assert bad.returncode != 0 and "trainer.average_best" in bad.stderr

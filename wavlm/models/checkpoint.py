@@ -252,7 +252,10 @@ def torch_load(path: str | os.PathLike, *, weights_only: bool = True, map_locati
     """`torch.load` with errors that name the file and say what is wrong."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        hint = {"checkpoint_avg.pt": " (the trainer writes it only with trainer.average_best=N > 1)",
+                "checkpoint_best.pt": " (the trainer writes it at the first validation; a run that has not "
+                                      "validated yet has none)"}.get(path.name, "")
+        raise CheckpointError(f"{path}: no such checkpoint file{hint}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: checkpoint file is empty")
     try:

@@ -168,7 +168,15 @@ class AsrTask(UtteranceBatching):
     def _load_encoder(self) -> WavLM:
         m = self.cfg.model
         if m.init:
-            return load_model(m.init, train=True, overrides=m.encoder)
+            encoder = load_model(m.init, train=True, overrides=m.encoder)
+            size = load_model_config(m.preset)
+            if (encoder.cfg.encoder_layers, encoder.cfg.encoder_embed_dim) != (size.encoder_layers,
+                                                                               size.encoder_embed_dim):
+                # fairseq fine-tunes Large with other rates and batches than Base (vox_*.yaml vs base_*.yaml)
+                log.warning("%s has %d layers of %d dims, but this config's schedule is for the %r preset (%d x %d);"
+                            " use the matching conf/finetune_<size>_*.yaml", m.init, encoder.cfg.encoder_layers,
+                            encoder.cfg.encoder_embed_dim, m.preset, size.encoder_layers, size.encoder_embed_dim)
+            return encoder
         # freezing random weights helps nothing: from scratch, the CNN and the Transformer train from update 0
         log.info("random initialisation (%s): feature_grad_mult 1 and freeze_updates 0", m.preset)
         m.freeze_updates = 0
