@@ -1,10 +1,10 @@
 """Decode a data dir with a fine-tuned CTC model: greedy (best path) or beam search with CTC prefix
 scores plus an optional LM (espnet's BatchBeamSearch with CTCPrefixScorer and shallow fusion).
 
-    python -m wavlm.bin.asr_decode --model exp/asr/checkpoint_last.pt --data data/test_clean \\
+    python -m wavlm.bin.asr_decode --model exp/asr/checkpoint_best.pt --data data/test_clean \\
         --out exp/asr/decode_test_clean_greedy --nj 8 --job 3                   # one job ($cmd JOB=1:8)
     python -m wavlm.bin.asr_decode ... --nj 8 --merge                            # merge the jobs
-    python -m wavlm.bin.asr_decode ... --beam_size 20 --lm exp/lm/checkpoint_last.pt --lm_weight 0.5
+    python -m wavlm.bin.asr_decode ... --beam_size 20 --lm exp/lm/checkpoint_best.pt --lm_weight 0.5
 
 Job K writes OUT/text.K.txt (`utt WORDS ...`); the merge writes OUT/text sorted by utterance. A job that
 is done with the same model, data and options is skipped.

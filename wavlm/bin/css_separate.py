@@ -1,6 +1,6 @@
 """Continuous separation of LibriCSS sessions into two streams, as Kaldi data dirs the ASR decoder reads.
 
-    python -m wavlm.bin.css_separate --model exp/css_wavlm/checkpoint_last.pt --data data/libricss_OV10 \\
+    python -m wavlm.bin.css_separate --model exp/css_wavlm/checkpoint_best.pt --data data/libricss_OV10 \\
         --out exp/css_wavlm/sep/libricss_OV10 [--history 0.8 --current 1.2 --future 0.4]
     python -m wavlm.bin.css_separate --model none --data data/libricss_OV10 --out exp/nosep/libricss_OV10
 

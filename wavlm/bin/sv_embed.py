@@ -1,7 +1,7 @@
 """Extract one speaker embedding per utterance (whole utterance, one at a time: the ECAPA convolutions and
 the group-norm CNN of Base models would see padding in a padded batch) into kaldiio ark/scp.
 
-    python -m wavlm.bin.sv_embed --model exp/sv_stage2/checkpoint_last.pt --data data/vox1_test \\
+    python -m wavlm.bin.sv_embed --model exp/sv_stage2/checkpoint_best.pt --data data/vox1_test \\
         --out exp/sv_stage2/emb/vox1_test --nj 8 --job 3            # one job ($cmd JOB=1:8)
     python -m wavlm.bin.sv_embed ... --nj 8 --merge                  # merge the jobs: OUT/emb.scp
     python -m wavlm.bin.sv_embed --model /models/wavlm-base-plus-sv ...   # a Hugging Face WavLMForXVector dir

@@ -1,7 +1,7 @@
 """Fine-tune WavLM for ASR with CTC (wavlm/tasks/asr.py).
 
     python -m wavlm.bin.train_asr --config conf/finetune_100h.yaml --exp_dir exp/asr_100h \\
-        model.init=exp/wavlm_base/checkpoint_last.pt data.tokenizer=exp/units_char [key=value ...]
+        model.init=exp/wavlm_base/checkpoint_best.pt data.tokenizer=exp/units_char [key=value ...]
     torchrun --nproc_per_node 8 -m wavlm.bin.train_asr ...
 
 Resumes from the newest checkpoint in --exp_dir.

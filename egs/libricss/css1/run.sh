@@ -3,7 +3,7 @@
 # Conformer separator on STFT features (baseline) or STFT + WavLM layers, sliding-window separation of the
 # sessions, utterance-wise WER by overlap condition with an ASR model of egs/librispeech/asr1.
 #   ./run.sh --libricss_root /data/LibriCSS --librispeech_root /data/LibriSpeech \
-#            --pretrained /models/WavLM-Large.pt --asr_model ../../librispeech/asr1/exp/asr_*/checkpoint_last.pt
+#            --pretrained /models/WavLM-Large.pt --asr_model ../../librispeech/asr1/exp/asr_*/checkpoint_best.pt
 # 1 data  2 simulate training/dev mixtures  3 train separators  4 separate sessions  5 decode streams  6 WER
 set -euo pipefail
 . ./path.sh
@@ -24,6 +24,7 @@ mvdr=false                   # true: the 7-channel variant (mask-based MVDR on t
 decode_opts="--beam_size 1"  # options of wavlm.bin.asr_decode (e.g. "--beam_size 20 --lm LM --lm_weight 0.5")
 nj=8
 ngpu=1
+checkpoint=best              # model the later stages use: best (by the validation metric), avg (trainer.average_best), last
 train_args=                  # extra overrides for every separator config
 exp=exp
 help_message="Usage: ./run.sh --libricss_root DIR --librispeech_root DIR --pretrained CKPT --asr_model CKPT"
@@ -66,7 +67,7 @@ fi
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   for sys in $systems; do
     model=none opts=()
-    [ "$sys" = nosep ] || model=$exp/${sys%_mvdr}/checkpoint_last.pt
+    [ "$sys" = nosep ] || model=$exp/${sys%_mvdr}/checkpoint_"$checkpoint".pt
     [ "$sys" = "${sys%_mvdr}" ] || opts=(--mvdr)
     for c in $conditions; do
       log "stage 4: $sys on data/libricss_$c"

@@ -22,6 +22,7 @@ valid_data=                  # a Kaldi data dir to validate on (e.g. LibriSpeech
 num_valid=1000               # ... this many utterances of the training data
 nj=8                         # parallel jobs for feature and label dumping
 ngpu=1                       # GPUs per training job (torchrun when > 1)
+checkpoint=best              # model the later stages use: best (by the validation metric), avg (trainer.average_best), last
 km1_clusters=100             # k-means on MFCC (HuBERT iteration 1)
 km2_clusters=500             # k-means on iteration-1 hidden states
 km_percent=0.1               # share of training utterances the k-means is fitted on
@@ -97,9 +98,9 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   log "stage 6: iteration-1 layer $km_layer features"
   for s in $sets; do
     $cmd JOB=1:"$nj" dump/iter1_l"$km_layer"/"$s"/log/dump.JOB.log \
-      python -m wavlm.bin.dump_features --model "$iter1"/checkpoint_last.pt --layer "$km_layer" \
+      python -m wavlm.bin.dump_features --model "$iter1"/checkpoint_"$checkpoint".pt --layer "$km_layer" \
         --data data/"$s" --out dump/iter1_l"$km_layer"/"$s" --nj "$nj" --job JOB
-    python -m wavlm.bin.dump_features --model "$iter1"/checkpoint_last.pt --layer "$km_layer" \
+    python -m wavlm.bin.dump_features --model "$iter1"/checkpoint_"$checkpoint".pt --layer "$km_layer" \
       --data data/"$s" --out dump/iter1_l"$km_layer"/"$s" --nj "$nj" --merge
   done
 fi
@@ -121,10 +122,10 @@ if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
 fi
 
 if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
-  log "stage 10: export $iter2/checkpoint_last.pt for Microsoft's and Hugging Face's code"
-  if [ ! "$iter2"/hf/config.json -nt "$iter2"/checkpoint_last.pt ]; then
-    python -m wavlm.bin.export --to official "$iter2"/checkpoint_last.pt "$iter2"/wavlm_official.pt
-    python -m wavlm.bin.export --to hf "$iter2"/checkpoint_last.pt "$iter2"/hf
+  log "stage 10: export $iter2/checkpoint_$checkpoint.pt for Microsoft's and Hugging Face's code"
+  if [ ! "$iter2"/hf/config.json -nt "$iter2"/checkpoint_"$checkpoint".pt ]; then
+    python -m wavlm.bin.export --to official "$iter2"/checkpoint_"$checkpoint".pt "$iter2"/wavlm_official.pt
+    python -m wavlm.bin.export --to hf "$iter2"/checkpoint_"$checkpoint".pt "$iter2"/hf
   fi
 fi
 

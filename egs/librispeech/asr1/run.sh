@@ -28,6 +28,7 @@ lm_weight=0.5
 length_bonus=1.0
 nj=8                         # parallel decoding jobs
 ngpu=1                       # GPUs per training job (torchrun when > 1)
+checkpoint=best              # model the later stages use: best (by the validation metric), avg (trainer.average_best), last
 train_args=                  # extra overrides of the ASR config, e.g. "trainer.update_freq=8"
 lm_args=                     # extra overrides of the LM config
 tag=                         # name of the experiment (default: from the config and the init)
@@ -92,15 +93,15 @@ decodes="greedy"
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   for s in $test_sets; do
     for d in $decodes; do
-      log "stage 5: decoding $s ($d) with $asr_exp/checkpoint_last.pt"
+      log "stage 5: decoding $s ($d) with $asr_exp/checkpoint_$checkpoint.pt"
       opts=(--beam_size 1)
-      [ "$d" = greedy ] || opts=(--beam_size "$beam_size" --lm "$lm_exp"/checkpoint_last.pt --lm_weight "$lm_weight"
+      [ "$d" = greedy ] || opts=(--beam_size "$beam_size" --lm "$lm_exp"/checkpoint_"$checkpoint".pt --lm_weight "$lm_weight"
                                  --length_bonus "$length_bonus")
       out=$asr_exp/decode_$d/$s
       $cmd JOB=1:"$nj" "$out"/log/decode.JOB.log \
-        python -m wavlm.bin.asr_decode --model "$asr_exp"/checkpoint_last.pt --data data/"$s" --out "$out" \
+        python -m wavlm.bin.asr_decode --model "$asr_exp"/checkpoint_"$checkpoint".pt --data data/"$s" --out "$out" \
           --nj "$nj" --job JOB --num_threads 1 "${opts[@]}"
-      python -m wavlm.bin.asr_decode --model "$asr_exp"/checkpoint_last.pt --data data/"$s" --out "$out" \
+      python -m wavlm.bin.asr_decode --model "$asr_exp"/checkpoint_"$checkpoint".pt --data data/"$s" --out "$out" \
         --nj "$nj" --merge "${opts[@]}"
     done
   done
