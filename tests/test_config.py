@@ -94,3 +94,16 @@ def test_optional_and_list_fields(tmp_path):
     with pytest.raises(ConfigError) as e:
         load(WithLists, bad, ["noise=x"])
     assert "c.yaml.inner.steps: expected an integer, got 'many'" in str(e.value) and "override" not in str(e.value)
+
+
+def test_training_cli_reports_a_bad_override_without_a_traceback(tmp_path, env):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    p = subprocess.run([sys.executable, "-m", "wavlm.bin.train_lm", "--config",
+                        str(ROOT / "egs/librispeech/asr1/conf/debug/lm.yaml"), "--exp_dir", str(tmp_path / "exp"),
+                        "trainer.max_updates.x=1"], env=env, capture_output=True, text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "override 'trainer.max_updates.x=1': trainer.max_updates is 300, not a mapping" in p.stderr

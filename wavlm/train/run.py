@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from wavlm.bin import setup_logging
-from wavlm.config import dump, load
+from wavlm.config import ConfigError, dump, load
 from wavlm.data.datadir import atomic_write_text
 from wavlm.train import distributed
 from wavlm.train.trainer import Trainer
@@ -57,7 +57,11 @@ def record_run(exp_dir: Path, cfg: Any) -> None:
 def run(task_cls: type, cfg_cls: type, argv: list[str] | None = None, description: str = "") -> int:
     setup_logging()
     args = parser(description).parse_args(argv)
-    cfg = load(cfg_cls, args.config, args.overrides)
+    try:
+        cfg = load(cfg_cls, args.config, args.overrides)
+    except ConfigError as e:  # the message names the file, key or override: no traceback needed
+        log.error("%s", e)
+        return 2
     d = distributed.init(args.device)
     exp_dir = Path(args.exp_dir)
     if d.is_main:
