@@ -290,3 +290,35 @@ def test_local_data_sh(synth, tmp_path, env):
     assert f"{Path('data') / 'train'} is up to date" in p.stderr
     p = run(["./local/data.sh"], env, cwd=recipe, check=False)
     assert p.returncode != 0 and "give --vox1_root DIR" in p.stderr
+
+
+def test_relative_roots_give_absolute_paths(synth, tmp_path, monkeypatch):
+    monkeypatch.chdir(synth)
+    assert prepare_data.main(["voxceleb", "--vox1_root", "voxceleb1", "--vox2_root", "voxceleb2",
+                              "--data", str(tmp_path / "data"), "--train_sets", "vox2_dev", "vox1_dev"]) == 0
+    for d in ("vox1_dev", "vox1_test", "vox1_all", "vox2_dev", "train"):
+        for path in datadir.DataDir(tmp_path / "data" / d).wav_scp.rows.values():
+            assert Path(path).is_absolute() and Path(path).is_file(), (d, path)
+
+
+def test_trial_lists_asked_for_must_be_there(corpus, tmp_path, capsys):
+    v1 = corpus / "voxceleb1"
+    data = tmp_path / "data"
+    (v1 / "list_test_hard2.txt").unlink()
+    args = ["voxceleb", "--vox1_root", str(v1), "--data", str(data), "--train_sets", "--trial_lists"]
+    assert prepare_data.main([*args, "vox1_O", "vox1_H"]) == 1
+    assert f"trial list vox1_H asked for, but its source {v1 / 'list_test_hard2.txt'} is not there" in \
+        capsys.readouterr().err
+    assert prepare_data.main([*args, "vox1_O"]) == 0  # exactly those asked for
+    assert sorted(p.name for p in (data / "trials").iterdir() if not p.name.startswith(".")) == ["vox1_O"]
+    with pytest.raises(CorpusError, match=r"trial lists \['vox1_O'\] asked for, but no VoxCeleb1 root"):
+        voxceleb.prepare(None, corpus / "voxceleb2", data, [], trial_lists=["vox1_O"])
+    with pytest.raises(CorpusError, match=r"trial lists \['vox1_X'\] unknown"):
+        voxceleb.prepare(v1, None, data, [], trial_lists=["vox1_X"])
+
+
+def test_scoring_a_trial_list_that_is_not_there_is_an_error(tmp_path, env):
+    recipe = recipe_sandbox(tmp_path, "voxceleb/sv1")
+    p = run(["./run.sh", "--stage", "4", "--trial_lists", "vox1_E", "--hf_xvector", str(tmp_path)], env, cwd=recipe,
+            check=False)
+    assert p.returncode == 1 and "--trial_lists names vox1_E, but there is no data/trials/vox1_E" in p.stderr

@@ -226,3 +226,36 @@ def test_check_audio_errors():
         check_audio(np.zeros(0, np.float32), 16000, what="u1")
     with pytest.raises(AudioError, match="fewer than the 400 needed"):
         check_audio(np.zeros(399, np.float32), 16000, what="u1", min_samples=400)
+
+
+def test_channel_count_is_checked_when_asked(ddir, root, env):
+    """RIRS_NOISES' real responses have 8 channels: `--channels 1` names the wav.scp line; a `remix 1` pipe passes."""
+    write_wav(ddir / "wavs" / "spkB-0000.wav", 0.5, channels=8)
+    assert validate_cli(ddir, root, env, "--audio").returncode == 0  # channels are only checked when asked
+    p = validate_cli(ddir, root, env, "--channels", "1")
+    assert p.returncode == 1
+    assert f"{ddir}/wav.scp:4: recording spkB-0000 has 8 channels, expected 1" in p.stderr
+    assert "remix 1" in p.stderr
+    scp = ddir / "wav.scp"
+    scp.write_text(scp.read_text().replace(f"{ddir}/wavs/spkB-0000.wav",
+                                           f"sox {ddir}/wavs/spkB-0000.wav -t wav - remix 1 |"))
+    assert datadir.validate(ddir, channels=1) == []
+    assert datadir.validate(ddir, channels=2) != []
+
+
+def test_subset_per_speaker(ddir, tmp_path, root, env):
+    """The AS-norm cohort: N utterances (evenly spaced) of each of M speakers (evenly spaced)."""
+    def subset(*opts: str) -> dict[str, str]:
+        run([f"{root}/utils/subset_data_dir.sh", *opts, str(ddir), str(tmp_path / "sub")], env)
+        assert datadir.validate(tmp_path / "sub") == []
+        return datadir.DataDir(tmp_path / "sub").utt2spk()
+
+    assert list(subset("--per-spk", "2")) == ["spkA-0000", "spkA-0002", "spkB-0000", "spkB-0001", "spkC-0000"]
+    assert list(subset("--speakers", "2")) == ["spkA-0000", "spkA-0001", "spkA-0002", "spkC-0000"]
+    assert list(subset("--speakers", "2", "--per-spk", "1")) == ["spkA-0001", "spkC-0000"]
+    assert list(subset("--speakers", "9", "--per-spk", "9")) == datadir.DataDir(ddir).utt_ids()
+    p = run([f"{root}/utils/subset_data_dir.sh", "--first", "2", "--per-spk", "1", str(ddir), str(tmp_path / "x")],
+            env, check=False)
+    assert p.returncode == 2 and "do not combine" in p.stderr
+    p = run([f"{root}/utils/subset_data_dir.sh", "--per-spk", "0", str(ddir), str(tmp_path / "x")], env, check=False)
+    assert p.returncode == 2 and "at least 1" in p.stderr

@@ -27,7 +27,7 @@ def test_sv1_end_to_end_and_idempotent(tmp_path, env):
     args = ["./run.sh", "--vox1_root", str(corpus / "voxceleb1"), "--vox2_root", str(corpus / "voxceleb2"),
             "--musan_root", str(corpus / "musan"), "--rirs_root", str(corpus / "RIRS_NOISES"),
             "--pretrained", str(tmp_path / "wavlm.pt"), "--sv_configs", "conf/debug/stage1.yaml conf/debug/stage2.yaml",
-            "--nj", "2", "--cohort_utts", "10", "--top_n", "3",
+            "--nj", "2", "--cohort_speakers", "4", "--cohort_utts_per_spk", "3", "--top_n", "3",
             "--train_args", "trainer.max_updates=2 trainer.save_interval_updates=2 trainer.valid_interval_updates=2"]
     first = run(args, env, cwd=recipe)
     for stage in range(1, 5):

@@ -144,6 +144,9 @@ def test_musan_and_rirs_data_dirs(tmp_path):
             write_wav(tmp_path / "musan" / part / "src" / f"{part}-src-{i:04d}.wav", 0.3, seed=i)
     for room in ("smallroom", "largeroom"):  # equal file names in two rooms stay two recordings
         write_wav(tmp_path / "RIRS_NOISES" / "simulated_rirs" / room / "Room001" / "Room001-00001.wav", 0.1)
+        (tmp_path / "RIRS_NOISES" / "simulated_rirs" / room / "rir_list").write_text(
+            f"--rir-id {room}-Room001-00001 --room-id {room}-Room001 "
+            f"RIRS_NOISES/simulated_rirs/{room}/Room001/Room001-00001.wav\n")
     dirs = prepare_musan(tmp_path / "musan", tmp_path / "data")
     assert [d.name for d in dirs] == ["musan_noise", "musan_music", "musan_speech"]
     assert DataDir(dirs[0]).utt_ids() == ["noise-noise-src-0000", "noise-noise-src-0001"]

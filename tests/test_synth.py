@@ -182,6 +182,34 @@ def test_musan_rirs(corpora: Path) -> None:
             assert sr == 16000 and h.ndim == 1 and np.argmax(np.abs(h)) < len(h) // 2
 
 
+def test_rirs_real_responses_and_noises_as_the_real_release(corpora: Path) -> None:
+    """real_rirs_isotropic_noises/: 8-channel RVB2014 and 2-channel AIR responses in rir_list, 8-channel isotropic
+    noises in noise_list only (not responses, though in the same folder); pointsource_noises/ with its noise_list."""
+    real = corpora / "RIRS_NOISES" / "real_rirs_isotropic_noises"
+
+    def files(lst: Path, kind: str) -> dict[str, int]:
+        out = {}
+        for line in lst.read_text().splitlines():
+            f = line.split()
+            assert f[0] == f"--{kind}-id" and f[-1].startswith("RIRS_NOISES/"), line
+            out[Path(f[-1]).name] = sf.info(str(corpora / f[-1])).channels
+        return out
+
+    rirs = files(real / "rir_list", "rir")
+    assert {n: c for n, c in rirs.items() if n.startswith("RVB2014")} and all(
+        c == 8 for n, c in rirs.items() if n.startswith("RVB2014"))
+    air = {n: c for n, c in rirs.items() if n.startswith("air_type1_air_binaural_")}
+    assert air and set(air.values()) == {2}
+    assert 1 in rirs.values()  # a mono one too
+    noises = files(real / "noise_list", "noise")
+    assert noises and set(noises.values()) == {8} and not set(noises) & set(rirs)
+    iso = (real / "noise_list").read_text().splitlines()
+    assert all("--noise-type isotropic --room-linkage" in line for line in iso)
+    assert {p.name for p in real.glob("*.wav")} == set(rirs) | set(noises)
+    points = files(corpora / "RIRS_NOISES" / "pointsource_noises" / "noise_list", "noise")
+    assert points and set(points.values()) == {1}
+
+
 def test_deterministic_and_idempotent(corpora: Path, tmp_path: Path) -> None:
     for corpus in ("librispeech", "libricss"):
         synth(corpus, tmp_path / "a")

@@ -1,10 +1,10 @@
 """Kaldi data-dir tools (behind utils/validate_data_dir.sh, fix_data_dir.sh, split_data.sh, ...).
 
-    python -m wavlm.bin.datadir validate [--audio] [--sample-rate 16000] [--text] DIR
+    python -m wavlm.bin.datadir validate [--audio] [--sample-rate 16000] [--channels N] [--text] DIR
     python -m wavlm.bin.datadir fix DIR
     python -m wavlm.bin.datadir split [--per-utt] DIR N
     python -m wavlm.bin.datadir subset (N | --first N | --last N | --shortest N | --utt-list F
-                                        | --spk-list F) SRC DEST
+                                        | --spk-list F | [--speakers M] [--per-spk N]) SRC DEST
     python -m wavlm.bin.datadir combine DEST SRC...
     python -m wavlm.bin.datadir copy [--utt-prefix P] [--spk-prefix P] [--utt-suffix S]
                                      [--spk-suffix S] SRC DEST
@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("dir")
     v.add_argument("--audio", action="store_true", help="also read every recording's header")
     v.add_argument("--sample-rate", type=int, default=16000)
+    v.add_argument("--channels", type=int, default=None,
+                   help="also require this many channels in every recording (reads the headers, as --audio)")
     v.add_argument("--text", action="store_true", help="require a text file")
 
     f = sub.add_parser("fix", help="keep utterances present in every file, sort, rebuild spk2utt")
@@ -49,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--shortest", type=int)
     g.add_argument("--utt-list")
     g.add_argument("--spk-list")
+    b.add_argument("--speakers", type=int, metavar="M", help="M speakers (evenly spaced) with their utterances")
+    b.add_argument("--per-spk", type=int, metavar="N",
+                   help="N utterances (evenly spaced) of each speaker; with --speakers, of each of the M")
     b.add_argument("args", nargs="+", metavar="[N] SRC DEST")
 
     c = sub.add_parser("combine", help="union of data dirs")
@@ -71,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
         if a.command == "validate":
-            errors = datadir.validate(a.dir, check_audio=a.audio, sample_rate=a.sample_rate, need_text=a.text)
+            errors = datadir.validate(a.dir, check_audio=a.audio, sample_rate=a.sample_rate, channels=a.channels,
+                                      need_text=a.text)
             for e in errors:
                 log.error("%s", e)
             if errors:
@@ -86,6 +92,13 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s: split into %s/{1..%d}", a.dir, out, a.nj)
         elif a.command == "subset":
             chosen = {k: getattr(a, k) for k in ("first", "last", "shortest", "utt_list", "spk_list")}
+            by_spk = {k: getattr(a, k) for k in ("speakers", "per_spk") if getattr(a, k) is not None}
+            if by_spk and any(v is not None for v in chosen.values()):
+                build_parser().error("subset: --speakers/--per-spk do not combine with --first, --last, --shortest, "
+                                     "--utt-list or --spk-list")
+            if any(v < 1 for v in by_spk.values()):
+                build_parser().error("subset: --speakers and --per-spk take a count of at least 1")
+            chosen.update(by_spk)
             if any(v is not None for v in chosen.values()):
                 if len(a.args) != 2:
                     build_parser().error("subset with an option takes SRC DEST")

@@ -9,7 +9,7 @@
     python -m wavlm.bin.prepare_data musan --root /data/musan --data data
     python -m wavlm.bin.prepare_data rirs --root /data/RIRS_NOISES --data data
     python -m wavlm.bin.prepare_data voxceleb --vox1_root /data/voxceleb1 --vox2_root /data/voxceleb2 --data data \
-        [--train_sets vox2_dev vox1_dev] [--trials_dir DIR]
+        [--train_sets vox2_dev vox1_dev] [--trials_dir DIR] [--trial_lists vox1_O vox1_E vox1_H]
 
 Corpora that cut long recordings into utterances (librilight) take --max_seconds / --min_seconds.
 librispeech --combine_960 also makes train_960 (train_clean_100 + train_clean_360 + train_other_500)
@@ -19,9 +19,11 @@ voxceleb makes vox1_dev, vox1_test, vox1_all (from --vox1_root: wav/<id1xxxx>/<v
 vox1_meta.csv), vox2_dev (from --vox2_root: dev/aac/<id0xxxx>/<video>/<nnnnn>.m4a, or .wav under dev/wav/ or
 wav/; m4a is decoded by ffmpeg pipes in wav.scp), train (the --train_sets, default vox2_dev; none given:
 no train), and Kaldi trials trials/vox1_O, vox1_E, vox1_H (`<enroll-utt> <test-utt> target|nontarget`)
-from veri_test2.txt, list_test_all2.txt, list_test_hard2.txt in --trials_dir (default --vox1_root).
+from veri_test2.txt, list_test_all2.txt, list_test_hard2.txt in --trials_dir (default --vox1_root): those
+named by --trial_lists (each must be made), or by default those whose source is there.
 musan makes musan_noise, musan_music, musan_speech (--subsets noise music speech) from musan/; rirs makes
-rirs from RIRS_NOISES/ (simulated_rirs/ and the real RIRs): the augmentation recordings, one utterance each.
+rirs from RIRS_NOISES/ (the responses of its simulated and real rir_lists; first channel of multi-channel ones):
+the augmentation recordings, one utterance each.
 
 A data dir that is complete and made from unchanged sources is left as it is.
 """
@@ -48,7 +50,7 @@ CORPORA = {
     "musan": musan.prepare_musan,
     "rirs": musan.prepare_rirs,
 }
-VOX_OPTIONS = ("vox1_root", "vox2_root", "train_sets", "trials_dir")
+VOX_OPTIONS = ("vox1_root", "vox2_root", "train_sets", "trials_dir", "trial_lists")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="data/train = their union (default: vox2_dev; the option alone: no data/train)")
     vox.add_argument("--trials_dir", default=None,
                      help="where veri_test2.txt, list_test_all2.txt, list_test_hard2.txt are (default: --vox1_root)")
+    vox.add_argument("--trial_lists", nargs="*", default=None, choices=list(voxceleb.TRIAL_LISTS),
+                     help="make exactly these trial lists, an error when one cannot be made (default: those whose "
+                          "source is there; the option alone: none)")
     a = p.parse_args(argv)
     if a.corpus == "voxceleb":
         given = [o for o in ("root", "subsets", "max_seconds", "min_seconds", "speakers")
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         if given:
             p.error(f"voxceleb does not take --{' --'.join(given)} (it takes --{' --'.join(VOX_OPTIONS)})")
         try:
-            voxceleb.prepare(a.vox1_root, a.vox2_root, a.data, a.train_sets, a.trials_dir)
+            voxceleb.prepare(a.vox1_root, a.vox2_root, a.data, a.train_sets, a.trials_dir, a.trial_lists)
         except (CorpusError, DataDirError) as e:
             log.error("%s", e)
             return 1

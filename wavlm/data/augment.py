@@ -29,7 +29,7 @@ class AugmentConfig:
     noise_data: str = ""  # MUSAN noise
     music_data: str = ""  # MUSAN music
     speech_data: str = ""  # MUSAN speech (babble)
-    rir_data: str = ""  # room impulse responses (RIRS_NOISES simulated_rirs)
+    rir_data: str = ""  # room impulse responses, mono (data/rirs of `prepare_data rirs`: RIRS_NOISES' rir_lists)
 
 
 @dataclass

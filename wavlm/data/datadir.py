@@ -257,8 +257,8 @@ def spk2utt_from_utt2spk(utt2spk: dict[str, str]) -> dict[str, list[str]]:
     return {s: out[s] for s in c_sorted(out)}
 
 
-def audio_info(spec: str, *, what: str) -> tuple[int, int]:
-    """(num_samples, sample_rate) of a wav.scp entry; reads headers only for plain files."""
+def audio_info(spec: str, *, what: str) -> tuple[int, int, int]:
+    """(num_samples, sample_rate, num_channels) of a wav.scp entry; reads headers only for plain files."""
     if not spec.endswith("|") and ":" not in Path(spec).name:
         import soundfile as sf
 
@@ -266,9 +266,9 @@ def audio_info(spec: str, *, what: str) -> tuple[int, int]:
             info = sf.info(spec)
         except Exception as e:
             raise AudioError(f"{what}: cannot read audio header of {spec}: {e}") from e
-        return int(info.frames), int(info.samplerate)
+        return int(info.frames), int(info.samplerate), int(info.channels)
     wav, sr = read_audio(spec, what=what)
-    return int(wav.shape[0]), sr
+    return int(wav.shape[0]), sr, 1 if wav.ndim == 1 else int(wav.shape[1])
 
 
 def validate(
@@ -276,10 +276,14 @@ def validate(
     *,
     check_audio: bool = False,
     sample_rate: int = 16000,
+    channels: int | None = None,
     need_text: bool = False,
     max_errors: int = 20,
 ) -> list[str]:
-    """Check a data dir; returns the problems found, each naming the file and line (empty = valid)."""
+    """Check a data dir; returns the problems found, each naming the file and line (empty = valid).
+
+    `check_audio` reads every recording's header (pipes are run): readable, `sample_rate`, not empty;
+    `channels` (implies `check_audio`) also requires that many channels."""
     errors: list[str] = []
 
     def err(msg: str) -> None:
@@ -387,16 +391,19 @@ def validate(
             if rec not in used:
                 err(f"{wav_t.where(rec)}: recording {rec} is used by no segment")
 
-    if check_audio and wav_t is not None:
+    if (check_audio or channels is not None) and wav_t is not None:
         for rec in wav_t.keys():
             where = wav_t.where(rec)
             try:
-                n, sr = audio_info(wav_t[rec], what=f"{where} (recording {rec})")
+                n, sr, nch = audio_info(wav_t[rec], what=f"{where} (recording {rec})")
             except AudioError as e:
                 err(str(e))
                 continue
             if sr != sample_rate:
                 err(f"{where}: recording {rec} has sample rate {sr} Hz, expected {sample_rate} Hz")
+            if channels is not None and nch != channels:
+                hint = " (pick one in wav.scp, e.g. `sox FILE -t wav - remix 1 |`)" if channels == 1 else ""
+                err(f"{where}: recording {rec} has {nch} channels, expected {channels}{hint}")
             if n == 0:
                 err(f"{where}: recording {rec} is empty")
             rec_dur[rec] = n / sr
@@ -560,11 +567,22 @@ def subset(
     shortest: int | None = None,
     utt_list: str | os.PathLike | None = None,
     spk_list: str | os.PathLike | None = None,
+    per_spk: int | None = None,
+    speakers: int | None = None,
 ) -> int:
-    """Kaldi's subset_data_dir.sh: by count (evenly spaced), first/last N, shortest N, or a list."""
+    """Kaldi's subset_data_dir.sh: by count (evenly spaced), first/last N, shortest N, or a list; or by speaker:
+    `speakers` M speakers (evenly spaced in C order) with all their utterances, or `per_spk` N utterances of
+    each speaker (evenly spaced among its own; all of them when it has fewer), or both."""
     d = DataDir(src)
     utts = c_sorted(d.utt2spk())
-    if utt_list is not None:
+    if per_spk is not None or speakers is not None:
+        for name, v in (("per_spk", per_spk), ("speakers", speakers)):
+            if v is not None and v < 1:
+                raise ValueError(f"subset: {name} must be at least 1, got {v}")
+        spk2utt = spk2utt_from_utt2spk(d.utt2spk())
+        spks = evenly_spaced(list(spk2utt), speakers) if speakers is not None else list(spk2utt)
+        chosen = c_sorted(u for s in spks for u in (evenly_spaced(spk2utt[s], per_spk) if per_spk else spk2utt[s]))
+    elif utt_list is not None:
         wanted = {line.split()[0] for line in Path(utt_list).read_text().splitlines() if line.strip()}
         chosen = [u for u in utts if u in wanted]
     elif spk_list is not None:
@@ -579,16 +597,21 @@ def subset(
         dur = d.utt2dur()
         chosen = sorted(utts, key=lambda u: (dur[u], u.encode()))[:shortest]
     elif num is not None:
-        if num >= len(utts):
-            chosen = utts
-        else:  # evenly spaced, deterministic (as utils/subset_scp.pl)
-            chosen = [utts[(2 * i + 1) * len(utts) // (2 * num)] for i in range(num)]
+        chosen = evenly_spaced(utts, num)
     else:
-        raise ValueError("subset: give a count, --first, --last, --shortest, --utt-list or --spk-list")
+        raise ValueError("subset: give a count, --first, --last, --shortest, --utt-list, --spk-list, --per-spk "
+                         "or --speakers")
     if not chosen:
         raise DataDirError(f"{d.path}: the subset is empty")
     write_data_dir(dest, select(d, chosen))
     return len(chosen)
+
+
+def evenly_spaced(items: list[str], k: int) -> list[str]:
+    """k of `items` spread evenly over the list, deterministic (as utils/subset_scp.pl); all when k >= len."""
+    if k >= len(items):
+        return list(items)
+    return [items[(2 * i + 1) * len(items) // (2 * k)] for i in range(k)]
 
 
 def combine(dest: str | os.PathLike, srcs: list[str | os.PathLike]) -> int:
@@ -661,7 +684,7 @@ def compute_utt2dur(path: str | os.PathLike) -> int:
     else:
         durs = {}
         for rec in d.wav_scp.keys():
-            n, sr = audio_info(d.wav_scp[rec], what=f"{d.wav_scp.where(rec)} (recording {rec})")
+            n, sr, _ = audio_info(d.wav_scp[rec], what=f"{d.wav_scp.where(rec)} (recording {rec})")
             durs[rec] = n / sr
     write_table(d.path / "utt2dur", ((u, f"{v:.3f}") for u, v in durs.items()))
     return len(durs)

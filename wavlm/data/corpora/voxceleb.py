@@ -17,7 +17,9 @@ Data dirs (utterances `<spk>-<video>-<nnnnn>`, speakers the VoxCeleb ids, spk2ge
     train      the union of `train_sets` (default vox2_dev, as the paper; add vox1_dev to train on both).
 Trial lists (`1|0 <spk>/<video>/<nnnnn>.wav <spk>/<video>/<nnnnn>.wav`) become Kaldi trials
 `<enroll-utt> <test-utt> target|nontarget`: trials/vox1_O (against vox1_test), trials/vox1_E and
-trials/vox1_H (against vox1_all), in the order of the list.
+trials/vox1_H (against vox1_all), in the order of the list. Trial lists asked for by name must be made (their
+source there, their data dir prepared); without names, those that can be made are.
+wav.scp holds absolute paths (a relative root is made absolute).
 
 m4a files are read through wav.scp pipes `ffmpeg -nostdin -loglevel error -i <file> -f wav -ac 1 -ar 16000 - |`;
 their utt2dur comes from the MP4 header (decoding a million files once to measure them would take hours).
@@ -242,6 +244,7 @@ def write_dirs(parts: dict[Path, list[Utterance]], stamp: Callable[[Path], str],
 
 
 def prepare_vox1(root: Path, data: Path) -> list[Path]:
+    root = Path(os.path.abspath(root))  # wav.scp holds absolute paths
     if not root.is_dir():
         raise CorpusError(f"VoxCeleb1 root {root} is not a directory ({WHERE1})")
     utts = scan(root, [("wav", "wav"), ("*/wav", "wav")], SPK1, "VoxCeleb1", WHERE1)
@@ -276,6 +279,7 @@ def prepare_vox1(root: Path, data: Path) -> list[Path]:
 
 
 def prepare_vox2(root: Path, data: Path) -> Path:
+    root = Path(os.path.abspath(root))  # wav.scp holds absolute paths
     if not root.is_dir():
         raise CorpusError(f"VoxCeleb2 root {root} is not a directory ({WHERE2})")
     layouts = [("dev/aac", "m4a"), ("aac", "m4a"), ("dev/wav", "wav"), ("wav", "wav")]
@@ -347,17 +351,26 @@ def make_train(data: Path, train_sets: list[str]) -> Path:
 
 
 def prepare(vox1_root: str | Path | None, vox2_root: str | Path | None, data: str | Path,
-            train_sets: list[str] | None = None, trials_dir: str | Path | None = None) -> list[Path]:
+            train_sets: list[str] | None = None, trials_dir: str | Path | None = None,
+            trial_lists: list[str] | None = None) -> list[Path]:
     """Every data dir and trial list the roots given allow (see the module docstring); data/train from
-    `train_sets` (default vox2_dev; empty: no data/train, e.g. to prepare only the test side)."""
+    `train_sets` (default vox2_dev; empty: no data/train, e.g. to prepare only the test side).
+    `trial_lists` (names of TRIAL_LISTS): exactly these are made, and one that cannot be made is an error;
+    None: those whose source is there (the others are named in an INFO line)."""
     data = Path(data)
     train_sets = list(train_sets) if train_sets is not None else ["vox2_dev"]
     bad = [s for s in train_sets if s not in TRAIN_PARTS]
     if bad:
         raise CorpusError(f"train sets {bad} not allowed: choose from {list(TRAIN_PARTS)} "
                           "(the VoxCeleb1 test speakers are those of the trial lists)")
+    unknown = [t for t in trial_lists or [] if t not in TRIAL_LISTS]
+    if unknown:
+        raise CorpusError(f"trial lists {unknown} unknown: choose from {list(TRIAL_LISTS)}")
     if vox1_root is None and vox2_root is None:
         raise CorpusError(f"give the VoxCeleb1 root, the VoxCeleb2 root, or both ({WHERE1}; {WHERE2})")
+    if trial_lists and vox1_root is None:
+        raise CorpusError(f"trial lists {trial_lists} asked for, but no VoxCeleb1 root: they need VoxCeleb1 "
+                          f"({WHERE1}); give it, or ask for no trial lists")
     out: list[Path] = []
     if vox1_root is not None:
         out += prepare_vox1(Path(vox1_root), data)
@@ -367,12 +380,21 @@ def prepare(vox1_root: str | Path | None, vox2_root: str | Path | None, data: st
         log.info("no trial lists: they need VoxCeleb1 (%s)", WHERE1)
     else:
         tdir = Path(trials_dir) if trials_dir is not None else Path(vox1_root)
-        for name, (file, against) in TRIAL_LISTS.items():
+        asked = trial_lists is not None
+        for name in trial_lists if asked else TRIAL_LISTS:
+            file, against = TRIAL_LISTS[name]
             src, dest = tdir / file, data / "trials" / name
             if not src.is_file():
+                if asked:
+                    raise CorpusError(f"trial list {name} asked for, but its source {src} is not there "
+                                      f"({WHERE_TRIALS}; --trials_dir names where they are)")
                 log.info("%s not made: no %s (%s)", dest, src, WHERE_TRIALS)
                 continue
             if not (data / against / ".done").is_file():
+                if asked:
+                    raise CorpusError(f"trial list {name} asked for, but {data / against} (the utterances it "
+                                      f"uses) is not prepared: {src} needs the VoxCeleb1 "
+                                      f"{'test' if against == 'vox1_test' else 'dev and test'} speakers ({WHERE1})")
                 log.info("%s not made: %s not prepared", dest, data / against)
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
