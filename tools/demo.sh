@@ -36,7 +36,7 @@ asr=(./run.sh --librispeech_root "$ls_root" --train_set train_clean_100 --valid_
 log "egs/voxceleb/sv1: WavLM (the ssl1 checkpoint) + ECAPA-TDNN, and the filterbank ECAPA-TDNN"
 sv=(./run.sh --vox1_root "$demo/corpora/voxceleb1" --vox2_root "$demo/corpora/voxceleb2"
     --musan_root "$demo/corpora/musan" --rirs_root "$demo/corpora/RIRS_NOISES" --trial_lists vox1_O --nj 2
-    --cohort_utts 200 --top_n 20)
+    --cohort_speakers 40 --cohort_utts_per_spk 5 --top_n 20)
 (cd "$root/egs/voxceleb/sv1" && "${sv[@]}" --stop_stage 1 &&
  "${sv[@]}" --stage 2 --tag demo_wavlm --pretrained ../../librispeech/ssl1/exp/iter2/checkpoint_last.pt \
    --sv_configs "conf/debug/stage1.yaml conf/debug/stage2.yaml" &&

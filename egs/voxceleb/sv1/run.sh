@@ -24,8 +24,14 @@ hf_xvector=                  # score with a Hugging Face WavLMForXVector dir ins
 train_set=train
 train_sets="vox2_dev"        # stage 1: data/train = their union, "vox2_dev" (the paper) or "vox2_dev vox1_dev"
 trials_dir=                  # where veri_test2.txt, list_test_all2.txt, list_test_hard2.txt are; empty: vox1_root
-trial_lists="vox1_O vox1_E vox1_H"
-cohort_utts=3000             # training utterances whose speaker means form the AS-norm cohort
+trial_lists="vox1_O vox1_E vox1_H"   # each one asked for must be in the corpus (stage 1 stops otherwise)
+# AS-norm cohort: the mean embedding of each of up to $cohort_speakers training speakers, over
+# $cohort_utts_per_spk of its utterances (evenly spread over its videos). VoxCeleb2 dev has 5,994 speakers
+# with about 180 utterances each: 6000 takes every speaker, and 10 utterances from several videos make a
+# speaker mean that averages out the session (about 60k utterances to embed, 5% of the set, where embedding
+# all 1.09M would cost as much as the test side 7 times over).
+cohort_speakers=6000
+cohort_utts_per_spk=10
 top_n=300                    # AS-norm: the N best-scoring cohort speakers per side
 nj=8
 ngpu=1
@@ -43,7 +49,7 @@ sv_exp=$exp/sv_$tag
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "stage 1: data dirs and trial lists"
-  local/data.sh --vox1_root "$vox1_root" --vox2_root "$vox2_root" \
+  local/data.sh --vox1_root "$vox1_root" --vox2_root "$vox2_root" --trial_lists "$trial_lists" \
     --train_sets "$train_sets" --trials_dir "$trials_dir"
   [ -z "$musan_root" ] || python -m wavlm.bin.prepare_data musan --root "$musan_root" --data data
   [ -z "$rirs_root" ] || python -m wavlm.bin.prepare_data rirs --root "$rirs_root" --data data
@@ -78,7 +84,8 @@ fi
 sets=vox1_test
 [[ "$trial_lists" == *vox1_[EH]* ]] && sets="vox1_test vox1_all"
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  utils/subset_data_dir.sh "$cohort_utts" data/"$train_set" data/"${train_set}"_cohort
+  utils/subset_data_dir.sh --speakers "$cohort_speakers" --per-spk "$cohort_utts_per_spk" \
+    data/"$train_set" data/"${train_set}"_cohort
   for s in $sets "${train_set}"_cohort; do
     [ -f data/"$s"/wav.scp ] || continue
     log "stage 3: embeddings of data/$s with $model"
@@ -93,7 +100,11 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log "stage 4: scoring ${trial_lists} -> $sv_exp/RESULTS.md"
   scored=()
   for list in $trial_lists; do
-    [ -f data/trials/"$list" ] || { log "no data/trials/$list; skipped"; continue; }
+    if [ ! -f data/trials/"$list" ]; then
+      log "ERROR: --trial_lists names $list, but there is no data/trials/$list (stage 1 makes it from VoxCeleb1's" \
+          "trial lists); run stage 1, or leave $list out of --trial_lists"
+      exit 1
+    fi
     emb=$sv_exp/emb/vox1_test/emb.scp
     [ "$list" = vox1_O ] || emb=$sv_exp/emb/vox1_all/emb.scp
     python -m wavlm.bin.score_sv --emb "$emb" --trials data/trials/"$list" --out "$sv_exp"/score_"$list"
