@@ -29,7 +29,7 @@ log "egs/librispeech/asr1: CTC fine-tuning from the ssl1 checkpoint and from ran
 asr=(./run.sh --librispeech_root "$ls_root" --train_set train_clean_100 --valid_set dev_clean --test_sets test_clean
      --asr_config conf/debug/finetune.yaml --lm_config conf/debug/lm.yaml --beam_size 8 --nj 2)
 (cd "$root/egs/librispeech/asr1" && "${asr[@]}" --stop_stage 3 &&
- "${asr[@]}" --stage 4 --tag demo_wavlm --pretrained ../ssl1/exp/iter2/checkpoint_last.pt &&
+ "${asr[@]}" --stage 4 --tag demo_wavlm --pretrained ../ssl1/exp/iter2/checkpoint_best.pt &&
  "${asr[@]}" --stage 4 --tag demo_scratch)
 
 
@@ -38,14 +38,14 @@ sv=(./run.sh --vox1_root "$demo/corpora/voxceleb1" --vox2_root "$demo/corpora/vo
     --musan_root "$demo/corpora/musan" --rirs_root "$demo/corpora/RIRS_NOISES" --trial_lists vox1_O --nj 2
     --cohort_speakers 40 --cohort_utts_per_spk 5 --top_n 20)
 (cd "$root/egs/voxceleb/sv1" && "${sv[@]}" --stop_stage 1 &&
- "${sv[@]}" --stage 2 --tag demo_wavlm --pretrained ../../librispeech/ssl1/exp/iter2/checkpoint_last.pt \
+ "${sv[@]}" --stage 2 --tag demo_wavlm --pretrained ../../librispeech/ssl1/exp/iter2/checkpoint_best.pt \
    --sv_configs "conf/debug/stage1.yaml conf/debug/stage2.yaml" &&
  "${sv[@]}" --stage 2 --tag demo_fbank --sv_configs conf/debug/fbank.yaml)
 
 log "egs/libricss/css1: simulated mixtures, spectral and WavLM separators, continuous separation, WER"
 (cd "$root/egs/libricss/css1" && ./run.sh --libricss_root "$demo/corpora/LibriCSS" --librispeech_root "$ls_root" \
-   --pretrained ../../librispeech/ssl1/exp/iter2/checkpoint_last.pt \
-   --asr_model ../../librispeech/asr1/exp/asr_demo_wavlm/checkpoint_last.pt \
+   --pretrained ../../librispeech/ssl1/exp/iter2/checkpoint_best.pt \
+   --asr_model ../../librispeech/asr1/exp/asr_demo_wavlm/checkpoint_best.pt \
    --css_configs "conf/debug/css_stft.yaml conf/debug/css_wavlm.yaml" --num_train 400 --num_dev 40 --nj 2)
 
 echo

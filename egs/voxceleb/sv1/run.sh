@@ -35,6 +35,7 @@ cohort_utts_per_spk=10
 top_n=300                    # AS-norm: the N best-scoring cohort speakers per side
 nj=8
 ngpu=1
+checkpoint=best              # model the later stages use: best (by the validation metric), avg (trainer.average_best), last
 train_args=                  # extra config overrides for every training config
 tag=
 exp=exp
@@ -76,7 +77,7 @@ if [ -z "$hf_xvector" ]; then
           data.train=data/"$train_set" model.init="$pretrained" model.init_sv="$prev" "${augment[@]}" $train_args
       grep -h "valid at update" "$dir"/train.log | tail -n 1 || true
     fi
-    prev=$dir/checkpoint_last.pt
+    prev=$dir/checkpoint_"$checkpoint".pt
   done
   model=$prev
 fi
