@@ -150,6 +150,7 @@ class PretrainTask(UtteranceBatching):
 
     # ---- model -------------------------------------------------------------------------------------
     def build_model(self) -> WavLMForPretraining:
+        torch.manual_seed(self.cfg.trainer.seed)  # torch seeds its default generator randomly per process
         return WavLMForPretraining(self.model_cfg, self.cfg.data.num_classes, self.cfg.final_dim,
                                    self.cfg.logit_temp, self.cfg.data.label_rate)
 
