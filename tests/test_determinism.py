@@ -15,8 +15,6 @@ import pytest
 import torch
 from conftest import recipe_sandbox, run
 
-pytestmark = pytest.mark.slow
-
 UPDATES = 4
 
 
@@ -68,6 +66,7 @@ def same_checkpoint(a: Path, b: Path, rel: str) -> bool:
     return ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta) and sa["progress"] == sb["progress"]
 
 
+@pytest.mark.slow
 def test_ssl1_twice_gives_bitwise_equal_labels_and_checkpoints(tmp_path, env):
     a, b = ssl1_twice(tmp_path, env)
 
@@ -89,3 +88,11 @@ def test_ssl1_twice_gives_bitwise_equal_labels_and_checkpoints(tmp_path, env):
     valid = [[ln.split("valid at")[1] for ln in (r / "exp" / it / "train.log").read_text().splitlines()
               if "valid at" in ln] for r in (a, b) for it in ("iter1", "iter2")]
     assert valid[:2] == valid[2:] and all(valid)
+
+
+def test_readme_quotes_the_demo_results(root):
+    """The README's demo table is DEMO_RESULTS.txt as tools/demo.sh wrote it, header (commit, machine) included."""
+    results = (root / "DEMO_RESULTS.txt").read_text(encoding="utf-8")
+    assert results.startswith("# make demo ") and "commit " in results.splitlines()[0]
+    assert f"```\n{results}```\n" in (root / "README.md").read_text(encoding="utf-8"), (
+        "README.md's 'What `make demo` prints' must quote DEMO_RESULTS.txt as it is: paste it after `make demo`")

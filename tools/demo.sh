@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # `make demo`: synthesise small corpora in the real on-disk layouts (under $DEMO_DIR, default demo/),
-# push them through the real recipes with their debug configs, and print a results table.
+# push them through the real recipes with their debug configs, and print a results table, which also goes
+# to $DEMO_RESULTS (default DEMO_RESULTS.txt, tracked: the README quotes it) headed by the commit, the
+# machine and its load. The same seed on the same machine gives the same numbers (tests/test_determinism.py);
+# another CPU type or thread count rounds differently, and training amplifies that.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 demo=$(mkdir -p "${DEMO_DIR:-$root/demo}" && cd "${DEMO_DIR:-$root/demo}" && pwd)
 seed=${DEMO_SEED:-0}
+results=${DEMO_RESULTS:-$root/DEMO_RESULTS.txt}
 MAIN_ROOT=$root
 # shellcheck source=utils/path_common.sh
 . "$root/utils/path_common.sh"
+revision=$(git -C "$root" describe --always --dirty 2>/dev/null || echo "unknown (not a git checkout)")
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 train_speakers=${DEMO_TRAIN_SPEAKERS:-100}   # x 10 utterances of about 3.6 s: 1 h of training speech
 log "synthesising corpora under $demo/corpora (seed $seed; LibriSpeech train-clean-100: $train_speakers speakers)"
@@ -48,6 +54,16 @@ log "egs/libricss/css1: simulated mixtures, spectral and WavLM separators, conti
    --asr_model ../../librispeech/asr1/exp/asr_demo_wavlm/checkpoint_best.pt \
    --css_configs "conf/debug/css_stft.yaml conf/debug/css_wavlm.yaml" --num_train 400 --num_dev 40 --nj 2)
 
+# The results table, into $results through a temporary name: a header saying what it was measured at and on
+# (numbers are reproducible for one seed on one machine), then the table.
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+torch_info=$(python -c 'import torch; print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+                                             f"{torch.backends.cpu.get_cpu_capability()}")')
+trap 'rm -f "$results.tmp"' EXIT
+{
+echo "# make demo at commit $revision (seed $seed, $train_speakers training speakers), finished $(date -u '+%F %H:%M') UTC"
+echo "# $((SECONDS / 60)) min on $(nproc) CPUs (${cpu:-unknown CPU}; $torch_info)"
+echo "# load average $load_at_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo
 echo "Demo results"
 printf '%-40s %8s %8s %8s\n' "data dir" "utts" "spks" "hours"
@@ -101,3 +117,8 @@ done
 echo
 echo "LibriCSS utterance-wise WER (%), the asr_demo_wavlm model on each stream"
 sed -n '/^| system/,$p' "$css/RESULTS.md"
+} > "$results.tmp"
+mv "$results.tmp" "$results"
+echo
+cat "$results"
+log "wrote $results: commit it, and paste it into the README's \"What \`make demo\` prints\""
