@@ -179,8 +179,8 @@ def test_kneser_ney_by_hand(tmp_path: Path) -> None:
 
 def test_modified_kneser_ney_discounts() -> None:
     """Chen & Goodman's estimates from counts of counts t1..t4 = 10, 5, 3, 2: Y = 10 / (10 + 2 * 5) = 0.5,
-    D1 = 1 - 2Y * 5/10, D2 = 2 - 3Y * 3/5, D3+ = 3 - 4Y * 2/3; counts above 4 count as t4."""
-    adjusted = [1] * 10 + [2] * 5 + [3] * 3 + [4, 9] + [0] * 7
+    D1 = 1 - 2Y * 5/10, D2 = 2 - 3Y * 3/5, D3+ = 3 - 4Y * 2/3; counts above 4 and zero counts do not count."""
+    adjusted = [1] * 10 + [2] * 5 + [3] * 3 + [4] * 2 + [5, 9, 9] + [0] * 7
     assert discounts(adjusted, 2) == pytest.approx((0.5, 1.1, 3 - 4 / 3))
     assert discounts([1, 1, 2, 3], 2) == (0.5, 1.0, 1.5)  # no t4: lmplz's fallback
 

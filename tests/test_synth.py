@@ -100,6 +100,32 @@ def test_librispeech_layout(corpora: Path) -> None:
         assert list((ft / leaf).glob("*/*/*.trans.txt")) and list((ft / leaf).glob("*/*/*.flac")), leaf
 
 
+def test_librispeech_lm_resources(corpora: Path) -> None:
+    """openslr 11's files beside the LM text: a word 4-gram ARPA over it and a pronunciation lexicon."""
+    from wavlm.decode.lexicon import read_lexicon
+    from wavlm.decode.ngram import check_lm, read_arpa
+
+    d = corpora / "librispeech_lm"
+    assert check_lm(d / "4-gram.arpa.gz", full=True) == "arpa"
+    lm = read_arpa(d / "4-gram.arpa.gz")
+    assert lm.order == 4 and all(lm.prob)
+    assert {g[0] for g in lm.prob[0]} == set(VOCABULARY) | {"<s>", "</s>", "<unk>"}
+    text = (d / "librispeech-lm-norm.txt").read_text().split()
+    assert all(g[1] in text for g in lm.prob[1] if g[1] != "</s>")  # estimated on the LM text
+    lines = (d / "librispeech-lexicon.txt").read_text().splitlines()
+    assert all(re.fullmatch(r"[A-Z']+\t\S+( \S+)*", line) for line in lines)
+    entries = read_lexicon(d / "librispeech-lexicon.txt")
+    assert [e.word for e in entries] == sorted(e.word for e in entries)
+    assert {e.word for e in entries} == set(VOCABULARY)
+    prons: dict[str, set] = {}
+    for e in entries:
+        assert not any(p[0] in "',%" for p in e.units), e  # stress as a digit after the vowel, as in ARPAbet
+        prons.setdefault(e.word, set()).add(e.units)
+    assert len(entries) == sum(len(p) for p in prons.values())
+    assert {w for w, p in prons.items() if len(p) == 2} == {"A", "READ", "THE", "WIND"}
+    assert prons["READ"] == {("r", "i:1", "d"), ("r", "E1", "d")}
+
+
 def test_librilight_voice_activity(corpora: Path) -> None:
     jsons = sorted((corpora / "librilight" / "small").glob("*/*/*.json"))
     assert len(jsons) == 2

@@ -72,7 +72,7 @@ def count_ngrams(sentences: Iterable[list[str]], order: int) -> list[Counter[tup
 
 def discounts(adjusted: Iterable[int], order: int) -> tuple[float, float, float]:
     """Modified Kneser-Ney discounts D1, D2, D3+ from the counts of counts (see the module docstring)."""
-    t = Counter(min(a, 4) for a in adjusted if a > 0)
+    t = Counter(a for a in adjusted if 1 <= a <= 4)
     t1, t2, t3, t4 = (t[k] for k in (1, 2, 3, 4))
     if min(t1, t2, t3, t4) > 0:
         y = t1 / (t1 + 2 * t2)

@@ -4,7 +4,11 @@ Layout written under OUT:
   LibriSpeech/{SPEAKERS.TXT,CHAPTERS.TXT}
   LibriSpeech/<subset>/<spk>/<chapter>/<spk>-<chapter>-<nnnn>.flac and <spk>-<chapter>.trans.txt
   librispeech_lm/librispeech-lm-norm.txt     LM training sentences (same grammar, upper case)
-  librispeech_lm/librispeech-vocab.txt       the word list (one word per line, no lexicon)
+  librispeech_lm/librispeech-vocab.txt       the word list (one word per line)
+  librispeech_lm/4-gram.arpa.gz              word 4-gram over the LM text (interpolated modified Kneser-Ney,
+                                             as lmplz built the official one; wavlm.decode.ngram)
+  librispeech_lm/librispeech-lexicon.txt     pronunciations, `WORD<TAB>PH1 PH2 ...` (espeak-ng phones with
+                                             ARPAbet-style stress digits; a few words have two)
   librispeech_finetuning/1h/{0..5}/{clean,other}/<spk>/<chapter>/... and 9h/{clean,other}/...
 Speakers are disjoint across subsets, as in the real corpus; "other" subsets get a random channel
 (EQ, gain, noise) per chapter.
@@ -18,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from wavlm.decode.ngram import build_arpa
 from wavlm.synth.common import rng_for, write_audio, write_lines
 from wavlm.synth.effects import apply_channel, random_channel
 from wavlm.synth.speech import make_voices
 from wavlm.synth.utterances import Speaker, duration, sentences, speak, unique_ids
-from wavlm.synth.vocab import VOCABULARY
+from wavlm.synth.vocab import VOCABULARY, pronunciations
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +158,11 @@ def generate(out: Path, cfg: LibriSpeechConfig, seed: int) -> None:
 
 
 def write_lm(d: Path, n: int, seed: int) -> None:
+    """The LM resources of openslr 11 that the recipes use: text, word list, 4-gram ARPA, lexicon."""
     write_lines(d / "librispeech-lm-norm.txt", sentences(rng_for(seed, "lm"), n, max_clauses=3))
     write_lines(d / "librispeech-vocab.txt", list(VOCABULARY))
+    build_arpa(d / "librispeech-lm-norm.txt", d / "4-gram.arpa.gz", order=4, extra_words=VOCABULARY)
+    write_lines(d / "librispeech-lexicon.txt", [f"{w}\t{' '.join(ph)}" for w, ph in pronunciations(list(VOCABULARY))])
 
 
 FT_LEAVES = tuple(f"1h/{k}/{c}" for k in range(6) for c in ("clean", "other")) + ("9h/clean", "9h/other")

@@ -7,6 +7,8 @@ synthetic corpus and a language model trained on the synthetic LM text can both 
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 
 DETERMINERS = "THE A THIS THAT EVERY ONE NO SOME HIS HER OUR THEIR MY YOUR".split()
@@ -73,6 +75,36 @@ VOCABULARY: tuple[str, ...] = tuple(
         )
     )
 )
+
+
+# Words given a second pronunciation in the synthetic pronunciation lexicon, as the official
+# librispeech-lexicon.txt lists several for some words (READ R IY1 D / R EH1 D): the respelling that
+# espeak-ng reads for the second one.
+ALTERNATE_PRONUNCIATIONS = {"A": "uh", "READ": "red", "THE": "thee", "WIND": "wined"}
+
+
+def pronunciations(words: list[str], voice: str = "en-us") -> list[tuple[str, tuple[str, ...]]]:
+    """(word, phones) entries of a pronunciation lexicon for `words`, from espeak-ng's phoneme mnemonics
+    (`espeak-ng -x`), with the stress marks moved behind the vowel as ARPAbet writes stress
+    (`'oU` -> `oU1`, `,aI` -> `aI2`); a word of ALTERNATE_PRONUNCIATIONS gets its second entry after the first.
+    One espeak-ng process for all words (deterministic for a given espeak-ng version)."""
+    from wavlm.synth.speech import _espeak_exe
+
+    items = [(w, w) for w in words] + [(w, ALTERNATE_PRONUNCIATIONS[w]) for w in words if w in ALTERNATE_PRONUNCIATIONS]
+    text = "".join(f"{say}.\n" for _, say in items)  # one clause, so one output line, per word
+    proc = subprocess.run([_espeak_exe(), "-q", "-x", "--sep= ", "-v", voice], input=text.encode(),
+                          capture_output=True, check=False)
+    lines = proc.stdout.decode().splitlines()
+    if proc.returncode != 0 or len(lines) != len(items):
+        raise RuntimeError(f"espeak-ng gave {len(lines)} pronunciations for {len(items)} words "
+                           f"(exit {proc.returncode}): {proc.stderr.decode(errors='replace')[:200]}")
+    phones = {}
+    for (word, say), line in zip(items, lines, strict=True):
+        ph = tuple(p[1:] + {"'": "1", ",": "2"}[p[0]] if p[0] in "',"  else p for p in line.split())
+        if not ph:
+            raise RuntimeError(f"espeak-ng gave no phones for {say!r}")
+        phones.setdefault(word, []).append(ph)
+    return [(w, ph) for w in words for ph in dict.fromkeys(phones[w])]
 
 
 class Grammar:
