@@ -76,13 +76,6 @@ def test_ctc_greedy_on_constructed_posteriors():
     assert ctc_greedy(logp, torch.tensor([3])) == [[1]]  # only the valid frames count
 
 
-class _Posteriors(torch.nn.Module):
-    """Stands in for espnet's CTC module: the 'hidden states' are the log posteriors themselves."""
-
-    def log_softmax(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 def _posteriorgram(tok: Tokenizer, frames: list[dict[str, float]]) -> torch.Tensor:
     """Per frame {token: prob}; the rest of the mass on blank."""
     logp = torch.full((len(frames), len(tok)), 1e-6)
@@ -98,7 +91,7 @@ def test_lm_beam_search_prefers_lm_consistent_hypothesis(units, tmp_path):
     # the acoustics slightly prefer "A CAR" over "A CAT"; the LM has only ever seen "A CAT"
     frames = [{"▁": 0.9}, {"A": 0.9}, {"▁": 0.9}, {"C": 0.9}, {"A": 0.9}, {"R": 0.5, "T": 0.4}, {}]
     x = _posteriorgram(tok, frames)
-    plain = CTCBeamSearch(_Posteriors(), len(tok), tok.eos, beam_size=4)
+    plain = CTCBeamSearch(len(tok), tok.eos, beam_size=4)
     assert tok.decode(plain(x)) == "A CAR"
 
     lm_text = tmp_path / "lm.txt"
@@ -111,7 +104,7 @@ def test_lm_beam_search_prefers_lm_consistent_hypothesis(units, tmp_path):
     task = LmTask(cfg)
     lm_model = task.build_model()
     Trainer(cfg.trainer, task, lm_model, tmp_path / "lm").train()
-    fused = CTCBeamSearch(_Posteriors(), len(tok), tok.eos, beam_size=4, lm=lm_model.lm.eval(), lm_weight=1.0)
+    fused = CTCBeamSearch(len(tok), tok.eos, beam_size=4, lm=lm_model.lm.eval(), lm_weight=1.0)
     assert tok.decode(fused(x)) == "A CAT"
 
 
