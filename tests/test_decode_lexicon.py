@@ -97,6 +97,15 @@ def test_lexicon_free_spells_an_out_of_lexicon_word(lexicon: Path) -> None:
     assert LexiconCTCDecoder(TOKENS, lexicon, None, beam_size=50)(x)[0].words == ["THE", "CAT", "SAT"]
 
 
+def test_lexicon_free_with_a_unit_lm(tmp_path: Path) -> None:
+    text = tmp_path / "units.txt"
+    text.write_text("▁ T H E ▁ C A T ▁ S A T\n" * 10 + "▁ A ▁ B A T\n" * 2)
+    unit_lm = build_arpa(text, tmp_path / "units.arpa", order=4)
+    x = spelled("THE CAT SAT", C={"B": 0.55, "C": 0.35})
+    assert LexiconCTCDecoder(TOKENS, None, None, beam_size=50)(x)[0].words == ["THE", "BAT", "SAT"]
+    assert LexiconCTCDecoder(TOKENS, None, unit_lm, beam_size=50)(x)[0].words == ["THE", "CAT", "SAT"]
+
+
 def test_never_emits_sos_eos_or_unk() -> None:
     x = spelled("A CAT")
     for frame, unit in ((1, "<sos/eos>"), (5, "<unk>")):  # blank frames where another unit is likelier

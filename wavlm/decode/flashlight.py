@@ -16,7 +16,6 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from flashlight.lib.text.decoder import (
@@ -94,11 +93,11 @@ class LexiconCTCDecoder:
         common = dict(beam_size=beam_size, beam_size_token=min(beam_size_token or n_tok, n_tok),
                       beam_threshold=beam_threshold, lm_weight=lm_weight if lm is not None else 0.0,
                       sil_score=sil_score, log_add=False, criterion_type=CriterionType.CTC)
-        if lm is not None:
-            check_lm(lm)
+        kind = check_lm(lm) if lm is not None else None
         if self.lexicon_free:
             if lm is not None:
-                self._check_unit_lm(lm)
+                if kind == "arpa":
+                    self._check_unit_lm(lm)
                 self.lm = KenLM(str(lm), Dictionary(self.tokens))
             else:
                 self.lm = ZeroLM()
@@ -114,9 +113,10 @@ class LexiconCTCDecoder:
         self.lm = KenLM(str(lm), self.word_dict) if lm is not None else ZeroLM()
         trie = Trie(n_tok, self.sil)
         start = self.lm.start(False)
-        for e in dict.fromkeys((e.word, e.units) for e in entries):  # exact duplicates once
-            idx = self.word_dict.get_index(e[0])
-            trie.insert([self.tokens.index(u) for u in e[1]], idx, self.lm.score(start, idx)[1])
+        unit_id = {t: i for i, t in enumerate(self.tokens)}
+        for word, units in dict.fromkeys((e.word, e.units) for e in entries):  # exact duplicates once
+            idx = self.word_dict.get_index(word)
+            trie.insert([unit_id[u] for u in units], idx, self.lm.score(start, idx)[1])  # smeared unigram scores
         trie.smear(SmearingMode.MAX)
         self.trie = trie  # the decoder holds a reference; keep the trie alive with it
         opts = LexiconDecoderOptions(word_score=word_score, unk_score=unk_score, **common)
@@ -127,8 +127,6 @@ class LexiconCTCDecoder:
 
     def _check_unit_lm(self, lm: str | os.PathLike) -> None:
         """Lexicon-free search scores every unit with the LM: a word LM would score them all as <unk>."""
-        if Path(lm).suffix != ".gz" and check_lm(lm) == "binary":
-            return
         outside = sorted({w for w, _ in arpa_unigrams(lm)} - set(self.tokens) - {BOS, EOS, UNK})
         if outside:
             raise DecoderError(f"{lm}: lexicon-free decoding needs an LM over the units, but its 1-grams include "
