@@ -10,6 +10,7 @@ import pytest
 MODULES = [
     "wavlm", "kaldiio", "sentencepiece", "sox", "soundfile", "numpy", "yaml", "kaldi_native_fbank", "faiss",
     "editdistance", "jiwer", "tqdm", "pyroomacoustics", "torch.utils.tensorboard", "matplotlib",
+    "flashlight.lib.text.decoder", "flashlight.lib.text.decoder.kenlm", "flashlight.lib.text.dictionary",
     # espnet2 building blocks used inside our tasks (espnet2.tasks/bin/frontends need torchaudio: not used)
     "espnet2.asr.ctc", "espnet2.asr.encoder.conformer_encoder", "espnet2.asr.encoder.transformer_encoder",
     "espnet2.asr.specaug.specaug", "espnet.nets.beam_search", "espnet.nets.scorers.ctc",
