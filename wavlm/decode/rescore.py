@@ -11,16 +11,19 @@ and the best new total wins (ties: the earlier hypothesis in the list).
 Score units. flashlight's KenLM wrapper passes KenLM's scores through unchanged, so `ngram_lm_score` (the sum
 of the n-gram's word scores including </s>, unweighted) is a log10 probability, and the decoder's total is
 CTC log-posteriors (natural log) + ngram_lm_weight * that log10 sum + ngram_word_score per word + sil_score per
-word boundary. `acoustic` above is thus the CTC score plus the decoder's silence scores (exactly the CTC score
-with fairseq's sil_score 0), given the same ngram_lm_weight and ngram_word_score as the decoding used; words
-the decoder emitted as <unk> got its unk_score instead of the word score (fairseq's default unk_score is -inf:
-none are emitted). The Transformer LM's log-probability is in natural log, as fairseq's FairseqLM hands it to
-the flashlight decoder, so Transformer-LM weights tuned with fairseq carry over; the two never mix, since the
-n-gram's part is removed in its own units. Words outside the LM's vocabulary score as its `<unk>`.
+frame spent on the word-boundary unit. `acoustic` above is thus the CTC score plus the decoder's silence scores
+(exactly the CTC score with fairseq's sil_score 0), given the same ngram_lm_weight and ngram_word_score as the
+decoding used; words the decoder emitted as <unk> got its unk_score instead of the word score (fairseq's
+default unk_score is -inf: none are emitted). The Transformer LM's log-probability is in natural log, as
+fairseq's FairseqLM hands it to the flashlight decoder; the new total has the form of fairseq's in-beam
+Transformer-LM decoding (CTC + lmweight * log P_LM + wordscore * words), so its weights and search ranges
+(examples/hubert/config/decode/infer_fsqlm.yaml: lmweight 2, wordscore -1; ax_sweep/transformer.yaml: lmweight
+0..4, wordscore -5..5) carry over. The two LMs never mix: the n-gram's part is removed in its own units. Words
+outside the LM's vocabulary score as its `<unk>`.
 
 Why rescoring and not inside the beam: fairseq's wav2vec 2.0 / HuBERT decoding runs the Transformer LM
-inside flashlight's beam through the decoder's Python LM interface, one (state, word) query at a time from
-C++, which cannot batch the LM over the beam and takes GPU-hours per test set at beam 500. Rescoring the
+inside flashlight's beam through the decoder's Python LM interface: C++ asks for one (state, word) score at a
+time, so the LM runs once per query, unbatched, from inside the CPU search. Rescoring the
 4-gram beam's N-best keeps the beam search in C++ (CPU workers, as for the 4-gram alone) and scores all
 hypotheses of many utterances in a few padded batches on a GPU or CPU. The price: the Transformer LM only
 reorders what the 4-gram beam kept, so the N-best must be deep enough (the decoder's `nbest`).
