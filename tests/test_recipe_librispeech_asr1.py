@@ -1,6 +1,7 @@
 """egs/librispeech/asr1 end to end on a synthetic LibriSpeech with the debug configs: data (with the
-Libri-light limited-supervision sets), units, LM, CTC fine-tuning, greedy and LM beam-search decoding, WER;
-a second run recomputes nothing; a missing input fails with a message naming it."""
+Libri-light limited-supervision sets), units, LM, CTC fine-tuning, CTC log posteriors stored once per
+set, greedy and LM beam-search decoding from them, WER; a second run
+recomputes nothing; a missing input fails with a message naming it."""
 from __future__ import annotations
 
 import pytest
@@ -36,6 +37,10 @@ def test_asr1_end_to_end_and_idempotent(tmp_path, env):
     assert best["metric"] == "wer" and best["updates"] in (2, 3)
     assert f"with {exp.relative_to(recipe)}/checkpoint_best.pt" in first.stderr
     assert (recipe / "exp" / "units_char" / "tokens.txt").read_text().startswith("<blank>\n")
+    for s in ("dev_clean", "test_clean"):  # the encoder ran once per set; both decodings read its log posteriors
+        lp = exp / "logprobs" / s
+        assert (lp / "tokens.txt").read_text().startswith("<blank>\n") and (lp / "logprobs.scp").is_file()
+        assert f"decoding {s} (beam2_lm0.5) from {lp.relative_to(recipe)}" in first.stderr
     for d in ("greedy", "beam2_lm0.5"):
         for s in ("dev_clean", "test_clean"):
             hyp = (exp / f"decode_{d}" / s / "text").read_text().splitlines()
@@ -45,7 +50,8 @@ def test_asr1_end_to_end_and_idempotent(tmp_path, env):
     table = (exp / "RESULTS.md").read_text()
     assert "decode_beam2_lm0.5/test_clean" in table and "decode_greedy/dev_clean" in table
 
-    stamps = {p: p.stat().st_mtime_ns for p in list((recipe / "exp").rglob("*.pt")) + list(exp.rglob("text"))}
+    kept = [*(recipe / "exp").rglob("*.pt"), *exp.rglob("text"), *exp.rglob("*.ark")]
+    stamps = {p: p.stat().st_mtime_ns for p in kept}
     second = run(args, env, cwd=recipe)
     assert "stage 6" in second.stderr
     assert "already trained for 3 updates" in (exp / "log" / "train.log").read_text()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # LibriSpeech ASR: CTC fine-tuning of WavLM (Chen et al. 2022, Tables 3 and 4), LM beam search, WER.
 #   ./run.sh --librispeech_root /data/LibriSpeech --pretrained /models/WavLM-Base+.pt [--stage N] [--stop_stage M]
-# 1 data  2 units (sentencepiece)  3 LM  4 fine-tuning  5 decoding (greedy; beam search + LM)  6 WER
+# 1 data  2 units (sentencepiece)  3 LM  4 fine-tuning  5 decoding (log posteriors once per set; greedy, beam search + LM)  6 WER
 set -euo pipefail
 . ./path.sh
 . ./cmd.sh
@@ -27,7 +27,7 @@ beam_size=20
 lm_weight=0.5
 length_bonus=1.0
 nj=8                         # parallel decoding jobs
-ngpu=1                       # GPUs per training job (torchrun when > 1)
+ngpu=1                       # GPUs per training job (torchrun when > 1); stage 5's encoder pass: one job per GPU
 checkpoint=best              # model the later stages use: best (by the validation metric), avg (trainer.average_best), last
 train_args=                  # extra overrides of the ASR config, e.g. "trainer.update_freq=8"
 lm_args=                     # extra overrides of the LM config
@@ -91,18 +91,29 @@ fi
 decodes="greedy"
 [ "$use_lm" = true ] && decodes="greedy beam${beam_size}_lm${lm_weight}"
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  # The encoder runs once per test set, in length-sorted batches, and stores the CTC log posteriors in
+  # $asr_exp/logprobs/<set>; every decoding reads them in $nj single-threaded CPU jobs. With --ngpu N > 0
+  # that pass is N jobs of one GPU each (utils/local.sh gives job K GPU K-1; Slurm one GPU per job; on a
+  # machine without GPUs it runs on the CPU); with --ngpu 0 it is $nj CPU jobs.
+  lp_nj=$nj lp_gpu=0 lp_opts=(--device cpu --num_threads 1)
+  if [ "$ngpu" -gt 0 ]; then lp_nj=$ngpu lp_gpu=1 lp_opts=(); fi
   for s in $test_sets; do
+    lp=$asr_exp/logprobs/$s
+    log "stage 5: CTC log posteriors of $s with $asr_exp/checkpoint_$checkpoint.pt -> $lp"
+    $cmd --gpu "$lp_gpu" JOB=1:"$lp_nj" "$lp"/log/logprobs.JOB.log \
+      python -m wavlm.bin.ctc_logprobs --model "$asr_exp"/checkpoint_"$checkpoint".pt --data data/"$s" --out "$lp" \
+        --nj "$lp_nj" --job JOB "${lp_opts[@]}"
+    python -m wavlm.bin.ctc_logprobs --model "$asr_exp"/checkpoint_"$checkpoint".pt --data data/"$s" --out "$lp" \
+      --nj "$lp_nj" --merge
     for d in $decodes; do
-      log "stage 5: decoding $s ($d) with $asr_exp/checkpoint_$checkpoint.pt"
+      log "stage 5: decoding $s ($d) from $lp"
       opts=(--beam_size 1)
       [ "$d" = greedy ] || opts=(--beam_size "$beam_size" --lm "$lm_exp"/checkpoint_"$checkpoint".pt --lm_weight "$lm_weight"
                                  --length_bonus "$length_bonus")
       out=$asr_exp/decode_$d/$s
       $cmd JOB=1:"$nj" "$out"/log/decode.JOB.log \
-        python -m wavlm.bin.asr_decode --model "$asr_exp"/checkpoint_"$checkpoint".pt --data data/"$s" --out "$out" \
-          --nj "$nj" --job JOB --num_threads 1 "${opts[@]}"
-      python -m wavlm.bin.asr_decode --model "$asr_exp"/checkpoint_"$checkpoint".pt --data data/"$s" --out "$out" \
-        --nj "$nj" --merge "${opts[@]}"
+        python -m wavlm.bin.asr_decode --logprobs "$lp" --out "$out" --nj "$nj" --job JOB --num_threads 1 "${opts[@]}"
+      python -m wavlm.bin.asr_decode --logprobs "$lp" --out "$out" --nj "$nj" --merge "${opts[@]}"
     done
   done
 fi
