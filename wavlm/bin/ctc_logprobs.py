@@ -29,6 +29,7 @@ from wavlm.decode.logprobs import NAME, ComputeStats, batched_log_probs, write_i
 from wavlm.features.dump import default_device
 from wavlm.features.shards import ShardError, Shards, add_shard_args, ark_scp_writer, model_stamp
 from wavlm.models.checkpoint import CheckpointError
+from wavlm.models.ctc import WavLMForCTC
 from wavlm.tasks.asr import load_asr_model
 
 logger = logging.getLogger(__name__)
@@ -73,8 +74,12 @@ def run(args: argparse.Namespace) -> None:
     # batching and device change nothing beyond float rounding, so they are not part of the stamp
     shards = Shards(args.out, NAME, args.nj, {"model": model_path, "model_stamp": stamp})
 
+    models: dict[str, WavLMForCTC] = {}  # loaded once for all the jobs this process runs
+
     def process(part: list[str], job: int) -> dict:
-        model, _ = load_asr_model(args.model, device)
+        if not models:
+            models["asr"] = load_asr_model(args.model, device)[0]
+        model = models["asr"]
         stats = ComputeStats()
         frames: dict[str, int] = {}
         with ark_scp_writer(shards.path(job, "ark"), shards.path(job, "scp")) as put:
