@@ -119,11 +119,20 @@ class LexiconCTCDecoder:
             trie.insert([unit_id[u] for u in units], idx, self.lm.score(start, idx)[1])  # smeared unigram scores
         trie.smear(SmearingMode.MAX)
         self.trie = trie  # the decoder holds a reference; keep the trie alive with it
-        opts = LexiconDecoderOptions(word_score=word_score, unk_score=unk_score, **common)
-        self.decoder = LexiconDecoder(opts, trie, self.lm, self.sil, self.blank, self.word_dict.get_index(UNK), [],
-                                      False)
+        self._common, self._unk_score = common, unk_score
+        self.reweight(common["lm_weight"], word_score)
         log.info("lexicon CTC beam search: %d words (%d spellings) from %s, LM %s", len(words) - 1,
                  len(entries), lexicon, lm or "none")
+
+    def reweight(self, lm_weight: float, word_score: float) -> None:
+        """New LM weight and word score, keeping the loaded LM and the lexicon trie (what a weight search
+        changes; loading the official 4-gram takes minutes)."""
+        if self.lexicon_free:
+            raise DecoderError("reweight is for the lexicon decoder")
+        opts = LexiconDecoderOptions(word_score=word_score, unk_score=self._unk_score,
+                                     **{**self._common, "lm_weight": lm_weight})
+        self.decoder = LexiconDecoder(opts, self.trie, self.lm, self.sil, self.blank, self.word_dict.get_index(UNK),
+                                      [], False)
 
     def _check_unit_lm(self, lm: str | os.PathLike) -> None:
         """Lexicon-free search scores every unit with the LM: a word LM would score them all as <unk>."""

@@ -46,6 +46,18 @@ def point_name(point: Mapping[str, float]) -> str:
     return "_".join(f"{k}{v:g}" for k, v in point.items())
 
 
+def _done(out: Path, point: Mapping[str, float], stamp: Mapping) -> dict | None:
+    f = out / "points" / f"{point_name(point)}.json"
+    done = json.loads(f.read_text()) if f.is_file() else None
+    return done if done is not None and done.get("stamp") == dict(stamp) else None
+
+
+def pending(points: list[dict[str, float]], out_dir: str | Path, stamp: Mapping | None = None
+            ) -> list[dict[str, float]]:
+    """The points not yet scored with this `stamp` (to decode them all in one pass over the data)."""
+    return [p for p in points if _done(Path(out_dir), p, stamp or {}) is None]
+
+
 def tune(points: list[dict[str, float]], decode: Callable[[dict[str, float]], dict[str, str]],
          refs: Mapping[str, str], out_dir: str | Path, stamp: Mapping | None = None) -> dict:
     """Decode and score every point (skipping points already scored with the same `stamp`: model, data and
@@ -56,8 +68,8 @@ def tune(points: list[dict[str, float]], decode: Callable[[dict[str, float]], di
     results = []
     for point in points:
         f = out / "points" / f"{point_name(point)}.json"
-        done = json.loads(f.read_text()) if f.is_file() else None
-        if done is None or done.get("stamp") != stamp:
+        done = _done(out, point, stamp)
+        if done is None:
             hyps = decode(point)
             r = score(refs, hyps)
             done = {"options": point, "wer": r.wer, "errors": r.errors, "words": r.n_ref_words, "stamp": stamp}
