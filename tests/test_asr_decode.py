@@ -108,6 +108,7 @@ def test_plan_batches_longest_first_within_the_cap():
     lengths = [5, 50, 20, 21, 19, 200, 6]
     batches = plan_batches(lengths, 60)
     assert batches == [[5], [1], [3, 2], [4, 6, 0]]  # 200 alone (over the cap), then sorted, <= 60 padded
+    assert plan_batches(lengths, 0) == [[5], [1], [3], [2], [4], [6], [0]]  # 0: one utterance per batch
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     for b in batches[1:]:
         assert len(b) * max(lengths[i] for i in b) <= 60

@@ -43,7 +43,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="log-prob dir")
     add_shard_args(p)
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--batch_seconds", type=float, default=100.0, help="audio per padded batch, padding included")
+    p.add_argument("--batch_seconds", type=float, default=100.0,
+                   help="audio per padded batch, padding included; 0: one utterance per batch (faster on CPUs)")
     p.add_argument("--num_workers", type=int, default=1, help="audio-reading processes (0: read in this one)")
     p.add_argument("--num_threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("-v", "--verbose", type=int, default=0)

@@ -21,7 +21,9 @@ when the data dir has utt2dur, pooled (`POOL_BATCHES` batches' worth of audio), 
 cut into padded batches of at most `batch_seconds` of audio, padding included. Each utterance's log
 posteriors equal what it gives alone up to float rounding (`WavLMForCTC.utterance_log_probs`: the first
 GroupNorm of a Base model takes its statistics over the utterance, not over the padded batch), so the
-output does not depend on the batch size, the number of jobs or the device beyond rounding.
+output does not depend on the batch size, the number of jobs or the device beyond rounding. Batches pay
+off on a GPU; on CPUs a padded batch was 20 % slower than one utterance at a time (bench/bench_decode.py:
+Base size, 2 threads), so CPU jobs use `batch_seconds` 0 (one utterance per batch).
 """
 from __future__ import annotations
 
@@ -129,8 +131,8 @@ def batched_log_probs(model: WavLMForCTC, data: DataDir, utts: Sequence[str], de
     """(utt, float32 [T, V] log posteriors) for `utts` of `data`, in batches (in batch order, not `utts`'s).
 
     Longest first when `data` has utt2dur; `num_workers` 0 reads in this process, 1 in a worker."""
-    if batch_seconds <= 0:
-        raise ValueError(f"--batch_seconds must be > 0, got {batch_seconds}")
+    if batch_seconds < 0:
+        raise ValueError(f"--batch_seconds must be >= 0 (0: one utterance per batch), got {batch_seconds}")
     order = list(utts)
     if data.has("utt2dur"):
         dur = data.utt2dur()

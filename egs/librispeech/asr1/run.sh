@@ -94,8 +94,9 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   # The encoder runs once per test set, in length-sorted batches, and stores the CTC log posteriors in
   # $asr_exp/logprobs/<set>; every decoding reads them in $nj single-threaded CPU jobs. With --ngpu N > 0
   # that pass is N jobs of one GPU each (utils/local.sh gives job K GPU K-1; Slurm one GPU per job; on a
-  # machine without GPUs it runs on the CPU); with --ngpu 0 it is $nj CPU jobs.
-  lp_nj=$nj lp_gpu=0 lp_opts=(--device cpu --num_threads 1)
+  # machine without GPUs it runs on the CPU); with --ngpu 0 it is $nj CPU jobs, one utterance at a time
+  # (padded batches are slower on CPUs: bench/bench_decode.py).
+  lp_nj=$nj lp_gpu=0 lp_opts=(--device cpu --num_threads 1 --batch_seconds 0)
   if [ "$ngpu" -gt 0 ]; then lp_nj=$ngpu lp_gpu=1 lp_opts=(); fi
   for s in $test_sets; do
     lp=$asr_exp/logprobs/$s
