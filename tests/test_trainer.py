@@ -213,3 +213,12 @@ def test_find_unused_parameters_only_when_needed():
     enc.train()
     sum(h.sum() for h in enc.extract_features(torch.randn(2, 8000)).hidden_states).backward()
     assert [n for n, p in enc.named_parameters() if p.grad is None] == ["mask_emb"]
+
+
+def test_validation_draws_the_same_randomness_every_time(tmp_path):
+    """Validation re-seeds per batch: two validations of one model agree even when validation draws random
+    numbers (masks in pre-training), so checkpoint_best compares models, not draws."""
+    t = train(str(tmp_path), 5, valid_noise=1.0)
+    first = t.validate()
+    torch.rand(7)  # whatever training did to the global generator in between
+    assert t.validate() == first

@@ -28,13 +28,14 @@ class ToyTask:
     best_metric = ("mse", "min")
 
     def __init__(self, nan_at: int = -1, dropout: float = 0.3, overflow_at: int = -1,
-                 valid_script: list[float] | None = None):
+                 valid_script: list[float] | None = None, valid_noise: float = 0.0):
         rng = np.random.default_rng(0)
         self.x = rng.standard_normal((40, 8)).astype(np.float32)
         self.y = (self.x @ rng.standard_normal((8, 1)) + 0.1 * rng.standard_normal((40, 1))).astype(np.float32)
         self.nan_at, self.overflow_at = nan_at, overflow_at
         self.dropout = dropout
         self.valid_script = list(valid_script or [])
+        self.valid_noise = valid_noise  # validation draws from the global RNG (as masking does in pre-training)
         self.seen_updates: list[int] = []  # the update number of every attempt (before_update)
         self.dtypes: set[torch.dtype] = set()  # dtypes of the model's outputs in training
 
@@ -71,7 +72,8 @@ class ToyTask:
         return [list(range(0, 20)), list(range(20, 40))]
 
     def valid_step(self, model, batch: Batch) -> dict[str, float]:
-        return {"se": float(((model(batch.x) - batch.y) ** 2).sum()), "n": len(batch.ids)}
+        noise = self.valid_noise * float(torch.rand(()))
+        return {"se": float(((model(batch.x) - batch.y) ** 2).sum()) + noise, "n": len(batch.ids)}
 
     def valid_metrics(self, sums: dict[str, float]) -> dict[str, float]:
         if self.valid_script:
@@ -90,7 +92,8 @@ def train(exp: str, max_updates: int, **kw: Any) -> Trainer:
     from wavlm.train.distributed import cleanup, init
 
     task = ToyTask(nan_at=int(kw.pop("nan_at", -1)), dropout=float(kw.pop("dropout", 0.3)),
-                   overflow_at=int(kw.pop("overflow_at", -1)), valid_script=kw.pop("valid_script", None))
+                   overflow_at=int(kw.pop("overflow_at", -1)), valid_script=kw.pop("valid_script", None),
+                   valid_noise=float(kw.pop("valid_noise", 0.0)))
     cfg = from_dict(TrainerConfig, {"max_updates": max_updates, "save_interval_updates": 5, "log_interval": 5,
                                     "valid_interval_updates": 10, "num_workers": 0, "keep_last": 2,
                                     "optim": {"lr": 0.01}, "schedule": {"warmup_updates": 3}, **kw})

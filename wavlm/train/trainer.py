@@ -374,9 +374,11 @@ class Trainer:
         self.model.eval()
         sums: dict[str, float] = {}
         batches = self.task.valid_batches()
-        mine = batches[self.dist.rank::self.dist.world_size]
-        for i, desc in enumerate(mine):
-            batch = self.task.load_batch(desc, _mix(self.cfg.seed, 0, i, 11))
+        for j in range(self.dist.rank, len(batches), self.dist.world_size):
+            # the same seeds (masks, crops) at every validation and for any number of ranks, so that validations
+            # compare models, not random draws (checkpoint_best is chosen by them)
+            _seed_everything(_mix(self.cfg.seed, j, 13))
+            batch = self.task.load_batch(batches[j], _mix(self.cfg.seed, 0, j, 11))
             with self._autocast():
                 for k, v in self.task.valid_step(self.model, batch).items():
                     sums[k] = sums.get(k, 0.0) + float(v)
