@@ -4,6 +4,8 @@ set, greedy and LM beam-search decoding from them, WER; a second run
 recomputes nothing; a missing input fails with a message naming it."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import recipe_sandbox, run
 
@@ -20,7 +22,11 @@ def test_asr1_end_to_end_and_idempotent(tmp_path, env):
             "--valid_set", "dev_clean", "--test_sets", "dev_clean test_clean", "--nj", "2",
             "--asr_config", "conf/debug/finetune.yaml", "--lm_config", "conf/debug/lm.yaml", "--beam_size", "2",
             "--train_args", "trainer.max_updates=3 trainer.save_interval_updates=2 trainer.valid_interval_updates=2",
-            "--lm_args", "trainer.max_updates=3 trainer.save_interval_updates=3 trainer.valid_interval_updates=3"]
+            "--lm_args", "trainer.max_updates=3 trainer.save_interval_updates=3 trainer.valid_interval_updates=3",
+            "--word_lm_config", "conf/debug/lm_word.yaml", "--word_lm_args",
+            "trainer.max_updates=3 trainer.save_interval_updates=3 trainer.valid_interval_updates=3",
+            "--tune_sets", "dev_clean", "--lexicon_beam", "20", "--kenlm_grid", "kenlm_weight=0,2 word_score=-1,0",
+            "--word_lm_grid", "word_lm_weight=0,1 word_lm_word_score=0", "--nbest", "5"]
     first = run(args, env, cwd=recipe)
     for stage in range(1, 7):
         assert f"stage {stage}" in first.stderr
@@ -40,8 +46,21 @@ def test_asr1_end_to_end_and_idempotent(tmp_path, env):
     for s in ("dev_clean", "test_clean"):  # the encoder ran once per set; both decodings read its log posteriors
         lp = exp / "logprobs" / s
         assert (lp / "tokens.txt").read_text().startswith("<blank>\n") and (lp / "logprobs.scp").is_file()
-        assert f"decoding {s} (beam2_lm0.5) from {lp.relative_to(recipe)}" in first.stderr
-    for d in ("greedy", "beam2_lm0.5"):
+        assert f"decoding {s} (beam 2 + token LM, weight 0.5)" in first.stderr
+    # the 4-gram lexicon beam: its lexicon spelled from the 4-gram's words, weights tuned on dev_clean (the
+    # grid's 4 points scored, the best one applied to both sets), then rescored by the word Transformer LM
+    lexicon = {ln.split("\t")[0] for ln in (recipe / "exp" / "lexicon_units_char.txt").read_text().splitlines()}
+    assert len(lexicon) > 100
+    tuned = json.loads((exp / "tune_4gram" / "dev_clean" / "best.json").read_text())
+    assert set(tuned["options"]) == {"kenlm_weight", "word_score"}
+    assert len((exp / "tune_4gram" / "dev_clean" / "grid.tsv").read_text().splitlines()) == 5
+    assert (exp / "tune_4gram_tlm" / "dev_clean" / "best.json").is_file()
+    assert "tuned on dev_clean" in first.stderr and (recipe / "exp" / "lm_word" / "checkpoint_best.pt").is_file()
+    for s in ("dev_clean", "test_clean"):
+        for d in ("4gram", "4gram_tlm"):
+            words = {w for ln in (exp / f"decode_{d}" / s / "text").read_text().splitlines() for w in ln.split()[1:]}
+            assert words <= lexicon  # only lexicon words
+    for d in ("greedy", "beam2_lm0.5", "4gram", "4gram_tlm"):
         for s in ("dev_clean", "test_clean"):
             hyp = (exp / f"decode_{d}" / s / "text").read_text().splitlines()
             ref = (data / s / "text").read_text().splitlines()

@@ -33,7 +33,9 @@ log "egs/librispeech/ssl1: MFCC, k-means, iteration 1, layer dump, k-means, WavL
 
 log "egs/librispeech/asr1: CTC fine-tuning from the ssl1 checkpoint and from random initialisation"
 asr=(./run.sh --librispeech_root "$ls_root" --train_set train_clean_100 --valid_set dev_clean --test_sets test_clean
-     --asr_config conf/debug/finetune.yaml --lm_config conf/debug/lm.yaml --beam_size 8 --nj 2)
+     --asr_config conf/debug/finetune.yaml --lm_config conf/debug/lm.yaml --beam_size 8 --nj 2
+     --word_lm_config conf/debug/lm_word.yaml --tune_sets dev_clean --lexicon_beam 100 --nbest 20
+     --kenlm_grid "kenlm_weight=0,0.5,1,2,4 word_score=-1,0,1" --word_lm_grid "word_lm_weight=0,0.5,1,2 word_lm_word_score=-1,0,1")
 (cd "$root/egs/librispeech/asr1" && "${asr[@]}" --stop_stage 3 &&
  "${asr[@]}" --stage 4 --tag demo_wavlm --pretrained ../ssl1/exp/iter2/checkpoint_best.pt &&
  "${asr[@]}" --stage 4 --tag demo_scratch)
@@ -86,17 +88,18 @@ for it in iter1 iter2; do
     "$majority"
 done
 echo
-printf '%-40s %-10s %10s %10s %14s %14s\n' "ASR (test_clean, %)" "init" "greedy WER" "greedy CER" "beam+LM WER" \
-  "beam+LM CER"
+printf '%-38s %-8s %10s %10s %12s %12s %14s\n' "ASR (test_clean, %)" "init" "greedy WER" "greedy CER" \
+  "char-LM WER" "4-gram WER" "4-gram+TLM WER"
 asr_dir=$root/egs/librispeech/asr1/exp
 field() { python -c "import json, sys; print(f'{json.load(open(sys.argv[1]))[sys.argv[2]]:.{sys.argv[3]}f}')" "$1" "$2" "${3:-1}"; }
 rate() { field "$1" wer; }
 for tag in demo_wavlm demo_scratch; do
   e=$asr_dir/asr_$tag
   beam=$(basename "$(ls -d "$e"/decode_beam*)")
-  printf '%-40s %-10s %10s %10s %14s %14s\n' "librispeech/asr1/exp/asr_$tag" "${tag#demo_}" \
+  printf '%-38s %-8s %10s %10s %12s %12s %14s\n' "librispeech/asr1/exp/asr_$tag" "${tag#demo_}" \
     "$(rate "$e/decode_greedy/test_clean/wer/result.json")" "$(rate "$e/decode_greedy/test_clean/cer/result.json")" \
-    "$(rate "$e/$beam/test_clean/wer/result.json")" "$(rate "$e/$beam/test_clean/cer/result.json")"
+    "$(rate "$e/$beam/test_clean/wer/result.json")" "$(rate "$e/decode_4gram/test_clean/wer/result.json")" \
+    "$(rate "$e/decode_4gram_tlm/test_clean/wer/result.json")"
 done
 echo
 printf '%-40s %-10s %10s %14s %14s\n' "speaker verification (Vox1-O)" "front end" "EER %" "EER % AS-norm" \

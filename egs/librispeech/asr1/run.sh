@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # LibriSpeech ASR: CTC fine-tuning of WavLM (Chen et al. 2022, Tables 3 and 4), LM beam search, WER.
 #   ./run.sh --librispeech_root /data/LibriSpeech --pretrained /models/WavLM-Base+.pt [--stage N] [--stop_stage M]
-# 1 data  2 units (sentencepiece)  3 LM  4 fine-tuning  5 decoding (log posteriors once per set; greedy, beam search + LM)  6 WER
+# 1 data  2 units (sentencepiece)  3 LMs (token LM, word Transformer LM) and the lexicon  4 fine-tuning
+# 5 decoding: log posteriors once per set; greedy; beam search + token LM; lexicon beam + 4-gram and + word
+#   Transformer LM rescoring, their weights tuned on the dev sets  6 WER
 set -euo pipefail
 . ./path.sh
 . ./cmd.sh
@@ -26,11 +28,20 @@ use_lm=true                  # train the LM (stage 3) and decode with it (stage 
 beam_size=20
 lm_weight=0.5
 length_bonus=1.0
+kenlm=                       # word n-gram of the lexicon beam (ARPA[.gz] or KenLM binary); empty: 4-gram.arpa.gz of
+                             # the LM resources beside librispeech_lm_norm (openslr 11) when there; "none": no such decoding
+lexicon_beam=500             # fairseq examples/hubert/config/decode/infer_kenlm.yaml: decoding.beam
+kenlm_grid="kenlm_weight=0,1,2,3,4 word_score=-2,-1,0,1"   # tuned on the dev sets (fairseq searches 0..5 and -5..5)
+word_lm_config=conf/lm_word_transformer.yaml   # word Transformer LM rescoring the lexicon beam's N-best; empty: none
+word_lm_grid="word_lm_weight=0,1,2,3 word_lm_word_score=-2,-1,0,1"
+nbest=50                     # hypotheses of the lexicon beam rescored by the word LM
+tune_sets="dev_clean dev_other"  # each test set uses the weights tuned on the dev set of its condition (clean/other)
 nj=8                         # parallel decoding jobs
 ngpu=1                       # GPUs per training job (torchrun when > 1); stage 5's encoder pass: one job per GPU
 checkpoint=best              # model the later stages use: best (by the validation metric), avg (trainer.average_best), last
 train_args=                  # extra overrides of the ASR config, e.g. "trainer.update_freq=8"
 lm_args=                     # extra overrides of the LM config
+word_lm_args=                # extra overrides of the word LM config
 tag=                         # name of the experiment (default: from the config and the init)
 exp=exp
 help_message="Usage: ./run.sh --librispeech_root DIR [--pretrained CKPT] [options]"
@@ -48,6 +59,12 @@ lm_exp=$exp/$(basename "${lm_config%.yaml}")_$(basename "$units")
 if [ -z "$lm_text" ]; then
   for f in "$librispeech_root"/../librispeech_lm/librispeech-lm-norm.txt{,.gz}; do [ -f "$f" ] && lm_text=$f && break; done
 fi
+if [ -z "$kenlm" ] && [ -f "$librispeech_root"/../librispeech_lm/4-gram.arpa.gz ]; then
+  kenlm=$librispeech_root/../librispeech_lm/4-gram.arpa.gz
+fi
+[ "$kenlm" != none ] || kenlm=
+word_lm_exp=$exp/$(basename "${word_lm_config%.yaml}")
+lexicon=$exp/lexicon_$(basename "$units").txt
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "stage 1: Kaldi data dirs from $librispeech_root"
@@ -68,14 +85,31 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     --vocab_size "$bpe_vocab"
 fi
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ] && [ "$use_lm" = true ]; then
-  log "stage 3: LM on $lm_text ($lm_config) -> $lm_exp"
-  [ -f "$lm_text" ] || { log "ERROR: no LM text '$lm_text' (give --lm_text, or --use_lm false)"; exit 1; }
-  # shellcheck disable=SC2086  # $lm_args is a list of overrides
-  $cmd --gpu "$ngpu" "$lm_exp"/log/train.log \
-    utils/torchrun.sh --ngpu "$ngpu" -m wavlm.bin.train_lm --config "$lm_config" --exp_dir "$lm_exp" \
-      data.tokenizer="$units" "data.train=[$lm_text]" "data.valid=[kaldi:data/$valid_set/text]" $lm_args
-  grep -h "valid at update" "$lm_exp"/train.log | tail -n 1 || true
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  if [ "$use_lm" = true ] || [ -n "$word_lm_config" ]; then
+    [ -f "$lm_text" ] || { log "ERROR: no LM text '$lm_text' (give --lm_text, or --use_lm false --word_lm_config '')"
+                           exit 1; }
+  fi
+  if [ "$use_lm" = true ]; then
+    log "stage 3: token LM on $lm_text ($lm_config) -> $lm_exp"
+    # shellcheck disable=SC2086  # $lm_args is a list of overrides
+    $cmd --gpu "$ngpu" "$lm_exp"/log/train.log \
+      utils/torchrun.sh --ngpu "$ngpu" -m wavlm.bin.train_lm --config "$lm_config" --exp_dir "$lm_exp" \
+        data.tokenizer="$units" "data.train=[$lm_text]" "data.valid=[kaldi:data/$valid_set/text]" $lm_args
+    grep -h "valid at update" "$lm_exp"/train.log | tail -n 1 || true
+  fi
+  if [ -n "$word_lm_config" ] && [ -n "$kenlm" ]; then
+    log "stage 3: word Transformer LM on $lm_text ($word_lm_config) -> $word_lm_exp"
+    # shellcheck disable=SC2086  # $word_lm_args is a list of overrides
+    $cmd --gpu "$ngpu" "$word_lm_exp"/log/train.log \
+      utils/torchrun.sh --ngpu "$ngpu" -m wavlm.bin.train_lm --config "$word_lm_config" --exp_dir "$word_lm_exp" \
+        "data.train=[$lm_text]" "data.valid=[kaldi:data/$valid_set/text]" $word_lm_args
+    grep -h "valid at update" "$word_lm_exp"/train.log | tail -n 1 || true
+  fi
+  if [ -n "$kenlm" ] && [ ! "$lexicon" -nt "$kenlm" ]; then
+    log "stage 3: lexicon of $kenlm's words spelled in $units -> $lexicon"
+    python -m wavlm.bin.make_lexicon --words "$kenlm" --units "$units" --out "$lexicon"
+  fi
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
@@ -89,16 +123,32 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
 fi
 
 decodes="greedy"
-[ "$use_lm" = true ] && decodes="greedy beam${beam_size}_lm${lm_weight}"
+[ "$use_lm" = true ] && decodes="$decodes beam${beam_size}_lm${lm_weight}"
+[ -n "$kenlm" ] && decodes="$decodes 4gram"
+[ -n "$kenlm" ] && [ -n "$word_lm_config" ] && decodes="$decodes 4gram_tlm"
+lp_sets=$test_sets  # and the dev sets the lexicon beam's weights are tuned on
+[ -z "$kenlm" ] || lp_sets=$(echo "$test_sets $tune_sets" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | paste -sd ' ')
+tune_set() {  # the dev set of a test set's condition: test_other -> dev_other; else the first tune set
+  local t
+  for t in $tune_sets; do [ "${1#*_}" = "${t#*_}" ] && { echo "$t"; return; }; done
+  echo "${tune_sets%% *}"
+}
+decode() {  # decode SET DIR OPTIONS...: $nj CPU jobs on the stored log posteriors, then the merge
+  local s=$1 out=$2; shift 2
+  $cmd JOB=1:"$nj" "$out"/log/decode.JOB.log \
+    python -m wavlm.bin.asr_decode --logprobs "$asr_exp"/logprobs/"$s" --out "$out" --nj "$nj" --job JOB \
+      --num_threads 1 "$@"
+  python -m wavlm.bin.asr_decode --logprobs "$asr_exp"/logprobs/"$s" --out "$out" --nj "$nj" --merge "$@"
+}
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  # The encoder runs once per test set, in length-sorted batches, and stores the CTC log posteriors in
+  # The encoder runs once per set, in length-sorted batches, and stores the CTC log posteriors in
   # $asr_exp/logprobs/<set>; every decoding reads them in $nj single-threaded CPU jobs. With --ngpu N > 0
   # that pass is N jobs of one GPU each (utils/local.sh gives job K GPU K-1; Slurm one GPU per job; on a
   # machine without GPUs it runs on the CPU); with --ngpu 0 it is $nj CPU jobs, one utterance at a time
   # (padded batches are slower on CPUs: bench/bench_decode.py).
   lp_nj=$nj lp_gpu=0 lp_opts=(--device cpu --num_threads 1 --batch_seconds 0)
   if [ "$ngpu" -gt 0 ]; then lp_nj=$ngpu lp_gpu=1 lp_opts=(); fi
-  for s in $test_sets; do
+  for s in $lp_sets; do
     lp=$asr_exp/logprobs/$s
     log "stage 5: CTC log posteriors of $s with $asr_exp/checkpoint_$checkpoint.pt -> $lp"
     $cmd --gpu "$lp_gpu" JOB=1:"$lp_nj" "$lp"/log/logprobs.JOB.log \
@@ -106,17 +156,42 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
         --nj "$lp_nj" --job JOB "${lp_opts[@]}"
     python -m wavlm.bin.ctc_logprobs --model "$asr_exp"/checkpoint_"$checkpoint".pt --data data/"$s" --out "$lp" \
       --nj "$lp_nj" --merge
-    for d in $decodes; do
-      log "stage 5: decoding $s ($d) from $lp"
-      opts=(--beam_size 1)
-      [ "$d" = greedy ] || opts=(--beam_size "$beam_size" --lm "$lm_exp"/checkpoint_"$checkpoint".pt --lm_weight "$lm_weight"
-                                 --length_bonus "$length_bonus")
-      out=$asr_exp/decode_$d/$s
-      $cmd JOB=1:"$nj" "$out"/log/decode.JOB.log \
-        python -m wavlm.bin.asr_decode --logprobs "$lp" --out "$out" --nj "$nj" --job JOB --num_threads 1 "${opts[@]}"
-      python -m wavlm.bin.asr_decode --logprobs "$lp" --out "$out" --nj "$nj" --merge "${opts[@]}"
-    done
   done
+  for s in $test_sets; do
+    log "stage 5: decoding $s (greedy)"
+    decode "$s" "$asr_exp"/decode_greedy/"$s" --beam_size 1
+    if [ "$use_lm" = true ]; then
+      log "stage 5: decoding $s (beam $beam_size + token LM, weight $lm_weight)"
+      decode "$s" "$asr_exp"/decode_beam"${beam_size}"_lm"${lm_weight}"/"$s" --beam_size "$beam_size" \
+        --lm "$lm_exp"/checkpoint_"$checkpoint".pt --lm_weight "$lm_weight" --length_bonus "$length_bonus"
+    fi
+  done
+  if [ -n "$kenlm" ]; then
+    lex=(--decoder lexicon --beam_size "$lexicon_beam" --lexicon "$lexicon" --kenlm "$kenlm")
+    tlm=(--word_lm "$word_lm_exp"/checkpoint_"$checkpoint".pt --nbest "$nbest")
+    for t in $tune_sets; do
+      log "stage 5: tuning the 4-gram lexicon beam on $t ($kenlm_grid) -> $asr_exp/tune_4gram/$t"
+      python -m wavlm.bin.asr_tune --logprobs "$asr_exp"/logprobs/"$t" --ref data/"$t"/text \
+        --out "$asr_exp"/tune_4gram/"$t" "${lex[@]}" --grid "$kenlm_grid" --nj "$nj"
+      if [ -n "$word_lm_config" ]; then
+        read -ra best <<< "$(python -m wavlm.bin.asr_tune --out "$asr_exp"/tune_4gram/"$t" --print_best)"
+        log "stage 5: tuning word Transformer LM rescoring on $t ($word_lm_grid) -> $asr_exp/tune_4gram_tlm/$t"
+        python -m wavlm.bin.asr_tune --logprobs "$asr_exp"/logprobs/"$t" --ref data/"$t"/text \
+          --out "$asr_exp"/tune_4gram_tlm/"$t" "${lex[@]}" "${best[@]}" "${tlm[@]}" --grid "$word_lm_grid" --nj "$nj"
+      fi
+    done
+    for s in $test_sets; do
+      t=$(tune_set "$s")
+      read -ra best <<< "$(python -m wavlm.bin.asr_tune --out "$asr_exp"/tune_4gram/"$t" --print_best)"
+      log "stage 5: decoding $s (lexicon beam $lexicon_beam + 4-gram, ${best[*]} tuned on $t)"
+      decode "$s" "$asr_exp"/decode_4gram/"$s" "${lex[@]}" "${best[@]}"
+      if [ -n "$word_lm_config" ]; then
+        read -ra rescore <<< "$(python -m wavlm.bin.asr_tune --out "$asr_exp"/tune_4gram_tlm/"$t" --print_best)"
+        log "stage 5: decoding $s (+ word Transformer LM rescoring, ${rescore[*]} tuned on $t)"
+        decode "$s" "$asr_exp"/decode_4gram_tlm/"$s" "${lex[@]}" "${best[@]}" "${tlm[@]}" "${rescore[@]}"
+      fi
+    done
+  fi
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
