@@ -20,9 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-import torch
-
-from wavlm.bin import setup_logging
+from wavlm.bin import run_main
 from wavlm.data.audio import AudioError
 from wavlm.data.datadir import DataDir, DataDirError, atomic_write_text
 from wavlm.decode.logprobs import NAME, ComputeStats, batched_log_probs, write_info, write_units
@@ -52,16 +50,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
-    try:
-        run(args)
-    except (AudioError, DataDirError, CheckpointError, ShardError, ValueError) as e:
-        logger.error("%s", e)
-        return 1
-    return 0
+    return run_main(get_parser().parse_args(argv), run, (AudioError, DataDirError, CheckpointError, ShardError,
+                                                         ValueError))
 
 
 def run(args: argparse.Namespace) -> None:

@@ -20,9 +20,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import torch
-
-from wavlm.bin import setup_logging
+from wavlm.bin import run_main
 from wavlm.data.audio import AudioError
 from wavlm.data.datadir import DataDir, DataDirError, atomic_write_text
 from wavlm.features.dump import DumpOptions, FeatureDumper, default_device, frames_per_second, parse_layer
@@ -83,19 +81,11 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    try:
-        run(args)
-    except (AudioError, DataDirError, CheckpointError, ShardError, ValueError) as e:
-        logger.error("%s", e)
-        return 1
-    return 0
+    return run_main(get_parser().parse_args(argv), run, (AudioError, DataDirError, CheckpointError, ShardError,
+                                                         ValueError))
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
     data = DataDir(args.data)
     utts = data.utt_ids()
     if not utts:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wavlm.bin import setup_logging
+from wavlm.bin import run_main
 from wavlm.data.audio import AudioError, read_utterance
 from wavlm.data.datadir import DataDir, DataDirError
 from wavlm.features.shards import ShardError, Shards, add_shard_args, ark_scp_writer, model_stamp
@@ -55,16 +55,8 @@ def embedder(path: str, device: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
-    try:
-        run(args)
-    except (AudioError, DataDirError, CheckpointError, ShardError, ValueError) as e:
-        logger.error("%s", e)
-        return 1
-    return 0
+    return run_main(get_parser().parse_args(argv), run, (AudioError, DataDirError, CheckpointError, ShardError,
+                                                         ValueError))
 
 
 def run(args: argparse.Namespace) -> None:
