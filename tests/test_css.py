@@ -48,7 +48,7 @@ def test_train_validate_and_reload(simulated, tmp_path, frontend):
     trainer = Trainer(cfg.trainer, task, model, tmp_path / "exp")
     trainer.train()
     metrics = trainer.validate()
-    assert np.isfinite(metrics["loss"]) and np.isfinite(metrics["si_sdri"])
+    assert np.isfinite(metrics["loss"]) and np.isfinite(metrics["si_sdri"])  # learning: tests/test_learning.py
     if frontend == "wavlm":  # frozen encoder: untouched by training
         ref = torch.load(tmp_path / "wavlm.pt", weights_only=True)["model"]
         assert all(torch.equal(v, model.wavlm.state_dict()[k]) for k, v in ref.items())

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import SMALL_MODEL, recipe_sandbox, run
 
+from wavlm.metrics.sv import eer, read_trials
 from wavlm.models.checkpoint import save_checkpoint
 from wavlm.models.wavlm import WavLM, WavLMConfig
 
@@ -38,8 +40,14 @@ def test_sv1_end_to_end_and_idempotent(tmp_path, env):
     assert "initialised from" in (exp / "2.stage2" / "train.log").read_text()
     for lst in ("vox1_O", "vox1_E", "vox1_H"):
         for norm in ("", "_asnorm"):
+            # the EER of the scores written, against the trial list's labels, in its order (a model of 2 updates
+            # scores near chance: tests/test_learning.py checks that speaker training learns)
             r = json.loads((exp / f"score_{lst}{norm}" / "result.json").read_text())
-            assert 0 <= r["eer"] <= 100 and r["n_target"] > 0 and r["n_nontarget"] > 0
+            trials = read_trials(recipe / "data" / "trials" / lst)
+            rows = [ln.split() for ln in (exp / f"score_{lst}{norm}" / "scores").read_text().splitlines()]
+            assert [(a, b) for a, b, _ in rows] == list(zip(trials.enroll, trials.test, strict=True))
+            assert r["n_target"] == trials.labels.sum() > 0 and r["n_nontarget"] == (~trials.labels).sum() > 0
+            assert r["eer"] == pytest.approx(eer(np.array([float(x) for *_, x in rows]), trials.labels)[0], abs=1e-3)
     assert "vox1_H" in (exp / "RESULTS.md").read_text()
 
     stamps = {p: p.stat().st_mtime_ns for p in list(exp.rglob("*.pt")) + list(exp.rglob("*.ark"))}
