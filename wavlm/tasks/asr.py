@@ -201,6 +201,8 @@ class AsrTask(UtteranceBatching):
     # ---- model ---------------------------------------------------------------------------------
     def build_model(self) -> WavLMForCTC:
         torch.manual_seed(self.cfg.trainer.seed)
+        if self.encoder.cfg.mask_prob == 0:  # never masks: mask_emb would be a parameter without gradient (DDP)
+            self.encoder.mask_emb.requires_grad_(False)
         return WavLMForCTC(self.encoder, len(self.tokenizer), self.cfg.model.final_dropout)
 
     def before_update(self, model: WavLMForCTC, updates: int) -> None:
