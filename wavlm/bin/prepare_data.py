@@ -9,7 +9,8 @@
     python -m wavlm.bin.prepare_data musan --root /data/musan --data data
     python -m wavlm.bin.prepare_data rirs --root /data/RIRS_NOISES --data data
     python -m wavlm.bin.prepare_data voxceleb --vox1_root /data/voxceleb1 --vox2_root /data/voxceleb2 --data data \
-        [--train_sets vox2_dev vox1_dev] [--trials_dir DIR] [--trial_lists vox1_O vox1_E vox1_H]
+        [--train_sets vox2_dev vox1_dev] [--trials_dir DIR] [--trial_lists vox1_O vox1_E vox1_H] \
+        [--sid_sets sid_train sid_dev sid_test] [--iden_split FILE]
 
 Corpora that cut long recordings into utterances (librilight) take --max_seconds / --min_seconds.
 librispeech --combine_960 also makes train_960 (train_clean_100 + train_clean_360 + train_other_500)
@@ -21,6 +22,10 @@ wav/; m4a is decoded by ffmpeg pipes in wav.scp), train (the --train_sets, defau
 no train), and Kaldi trials trials/vox1_O, vox1_E, vox1_H (`<enroll-utt> <test-utt> target|nontarget`)
 from veri_test2.txt, list_test_all2.txt, list_test_hard2.txt in --trials_dir (default --vox1_root): those
 named by --trial_lists (each must be made), or by default those whose source is there.
+voxceleb also makes the speaker identification (SUPERB SID) data dirs sid_train, sid_dev, sid_test (sets 1, 2, 3 of
+VoxCeleb1's iden_split.txt, every speaker in each; utterances as in vox1_all) when asked for: those named by
+--sid_sets, from --iden_split (default <vox1_root>/iden_split.txt), which must list only files that are there;
+--iden_split alone makes all three; neither: none.
 musan makes musan_noise, musan_music, musan_speech (--subsets noise music speech) from musan/; rirs makes
 rirs from RIRS_NOISES/ (the responses of its simulated and real rir_lists; first channel of multi-channel ones):
 the augmentation recordings, one utterance each.
@@ -50,7 +55,7 @@ CORPORA = {
     "musan": musan.prepare_musan,
     "rirs": musan.prepare_rirs,
 }
-VOX_OPTIONS = ("vox1_root", "vox2_root", "train_sets", "trials_dir", "trial_lists")
+VOX_OPTIONS = ("vox1_root", "vox2_root", "train_sets", "trials_dir", "trial_lists", "iden_split", "sid_sets")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     vox.add_argument("--trial_lists", nargs="*", default=None, choices=list(voxceleb.TRIAL_LISTS),
                      help="make exactly these trial lists, an error when one cannot be made (default: those whose "
                           "source is there; the option alone: none)")
+    vox.add_argument("--iden_split", default=None,
+                     help="VoxCeleb1's iden_split.txt (`1|2|3 <spk>/<video>/<nnnnn>.wav`) for the SID data dirs "
+                          "(default: <vox1_root>/iden_split.txt; given alone: all three SID sets are made)")
+    vox.add_argument("--sid_sets", nargs="*", default=None, choices=list(voxceleb.SID_SETS),
+                     help="make these speaker identification data dirs (sets 1, 2, 3 of --iden_split), an error when "
+                          "one cannot be made (default: all three when --iden_split is given, else none)")
     a = p.parse_args(argv)
     if a.corpus == "voxceleb":
         given = [o for o in ("root", "subsets", "max_seconds", "min_seconds", "speakers")
@@ -83,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         if given:
             p.error(f"voxceleb does not take --{' --'.join(given)} (it takes --{' --'.join(VOX_OPTIONS)})")
         try:
-            voxceleb.prepare(a.vox1_root, a.vox2_root, a.data, a.train_sets, a.trials_dir, a.trial_lists)
+            voxceleb.prepare(a.vox1_root, a.vox2_root, a.data, a.train_sets, a.trials_dir, a.trial_lists,
+                             a.iden_split, a.sid_sets)
         except (CorpusError, DataDirError) as e:
             log.error("%s", e)
             return 1

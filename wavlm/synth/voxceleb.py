@@ -3,11 +3,16 @@
 Layout under OUT:
   voxceleb1/wav/id1XXXX/<video>/<nnnnn>.wav, voxceleb1/vox1_meta.csv (tab separated, as the real one),
   voxceleb1/{veri_test2.txt,list_test_all2.txt,list_test_hard2.txt}  "<1|0> <enroll> <test>"
+  voxceleb1/iden_split.txt  "<1|2|3> <id1XXXX>/<video>/<nnnnn>.wav" (identification: train, dev, test)
   voxceleb2/wav/id0XXXX/<video>/<nnnnn>.wav, voxceleb2/vox2_meta.csv
 VoxCeleb1 test speakers are id10270.. (as in the real corpus), dev speakers id10001..; each video has
 its own random channel (EQ, gain, noise), so that speaker verification is not trivial. The O list uses
 test speakers only; E and H use all VoxCeleb1 speakers, H pairs non-targets of the same sex and
 nationality. Every list is balanced (half target trials).
+iden_split.txt covers every VoxCeleb1 speaker (dev and test, as the real one) and every file, sorted by path:
+a speaker with at least 3 utterances is in all three sets, split by video where the speaker has several
+(test one whole video, as the real split; dev another whole video, or one utterance of a video not in test
+when there are only 2 videos); a speaker with fewer utterances is in the train set only.
 """
 
 from __future__ import annotations
@@ -104,6 +109,39 @@ def make_trials(spks: list[VoxSpeaker], n: int, rng: np.random.Generator, hard: 
     return lines
 
 
+IDEN_TRAIN, IDEN_DEV, IDEN_TEST = 1, 2, 3  # the set numbers of iden_split.txt
+
+
+def iden_sets(files: list[str], rng: np.random.Generator) -> dict[str, int]:
+    """Identification set (IDEN_TRAIN, IDEN_DEV, IDEN_TEST) of each file `<id>/<video>/<nnnnn>.wav` of one speaker."""
+    sets = dict.fromkeys(files, IDEN_TRAIN)
+    if len(files) < 3:
+        return sets
+    videos: dict[str, list[str]] = {}
+    for f in files:
+        videos.setdefault(f.split("/")[1], []).append(f)
+    names = list(videos)
+    order = [names[int(i)] for i in rng.permutation(len(names))]
+    if len(order) >= 3:  # whole videos: one for test, one for dev, the others for train
+        test, dev = order[:2]
+        sets.update(dict.fromkeys(videos[test], IDEN_TEST))
+        sets.update(dict.fromkeys(videos[dev], IDEN_DEV))
+    elif len(order) == 2:  # one whole video for test; one utterance of the other (>= 2 of them) for dev
+        test, rest = order if len(videos[order[1]]) >= 2 else order[::-1]
+        sets.update(dict.fromkeys(videos[test], IDEN_TEST))
+        sets[videos[rest][int(rng.integers(len(videos[rest])))]] = IDEN_DEV
+    else:  # one video: one utterance each for test and dev
+        i, j = rng.choice(len(files), size=2, replace=False)
+        sets[files[int(i)]], sets[files[int(j)]] = IDEN_TEST, IDEN_DEV
+    return sets
+
+
+def make_iden_split(spks: list[VoxSpeaker], rng: np.random.Generator) -> list[str]:
+    """The lines of iden_split.txt, `<set> <id>/<video>/<nnnnn>.wav`, sorted by path."""
+    sets = {f: n for s in spks for f, n in iden_sets(s.files, rng).items()}
+    return [f"{sets[f]} {f}" for f in sorted(sets)]
+
+
 def generate(out: Path, cfg: VoxCelebConfig, seed: int) -> None:
     if cfg.num_vox1_test < 2 or cfg.num_vox1_dev + cfg.num_vox1_test < 2:
         raise ValueError("VoxCeleb needs at least 2 test speakers for the trial lists")
@@ -125,6 +163,7 @@ def generate(out: Path, cfg: VoxCelebConfig, seed: int) -> None:
     )
     write_lines(v1 / "list_test_all2.txt", make_trials(spks1, cfg.num_trials, rng))
     write_lines(v1 / "list_test_hard2.txt", make_trials(spks1, cfg.num_trials, rng, hard=True))
+    write_lines(v1 / "iden_split.txt", make_iden_split(spks1, rng_for(seed, "vox1", "iden")))
     if cfg.num_vox2 > 0:
         v2 = out / "voxceleb2"
         ids2 = [f"id{12 + 7 * i:05d}" for i in range(cfg.num_vox2)]

@@ -4,6 +4,8 @@
                                                      is read too), optional <vox1_root>/vox1_meta.csv (tab separated,
                                                      `VoxCeleb1 ID  VGGFace1 ID  Gender  Nationality  Set`),
     <vox1_root>/{veri_test2.txt,list_test_all2.txt,list_test_hard2.txt}  the O, E and H trial lists,
+    <vox1_root>/iden_split.txt                      the identification split (`<set> <spk>/<video>/<nnnnn>.wav`,
+                                                     set 1 train, 2 dev, 3 test; all 1251 speakers in each),
     <vox2_root>/dev/aac/<id0xxxx>/<video>/<nnnnn>.m4a  (the released VoxCeleb2 dev set), or the same tree as
                                                      .wav under dev/wav/ or wav/ (converted; the synthetic corpus),
                                                      optional <vox2_root>/vox2_meta.csv.
@@ -14,7 +16,10 @@ Data dirs (utterances `<spk>-<video>-<nnnnn>`, speakers the VoxCeleb ids, spk2ge
     vox1_test  the VoxCeleb1 test speakers (the O list);
     vox1_all   all of VoxCeleb1 (the E and H lists);
     vox2_dev   the VoxCeleb2 dev set;
-    train      the union of `train_sets` (default vox2_dev, as the paper; add vox1_dev to train on both).
+    train      the union of `train_sets` (default vox2_dev, as the paper; add vox1_dev to train on both);
+    sid_train, sid_dev, sid_test   the sets 1, 2, 3 of iden_split.txt (speaker identification, SUPERB SID), made
+               when asked for (`sid_sets`, or an `iden_split` file given: all three); every file it lists must be
+               on disk (a partial download is an error naming the first missing file and the count).
 Trial lists (`1|0 <spk>/<video>/<nnnnn>.wav <spk>/<video>/<nnnnn>.wav`) become Kaldi trials
 `<enroll-utt> <test-utt> target|nontarget`: trials/vox1_O (against vox1_test), trials/vox1_E and
 trials/vox1_H (against vox1_all), in the order of the list. Trial lists asked for by name must be made (their
@@ -56,6 +61,9 @@ TEST_IDS = range(10270, 10310)  # id10270..id10309: the VoxCeleb1 test speakers 
 TRIAL_LISTS = {"vox1_O": ("veri_test2.txt", "vox1_test"), "vox1_E": ("list_test_all2.txt", "vox1_all"),
                "vox1_H": ("list_test_hard2.txt", "vox1_all")}
 TRAIN_PARTS = ("vox2_dev", "vox1_dev")
+IDEN_SPLIT = "iden_split.txt"
+SID_SETS = {"sid_train": "1", "sid_dev": "2", "sid_test": "3"}  # data dir -> set number in iden_split.txt
+WHERE_IDEN = f"the identification split {IDEN_SPLIT} from {SITE}meta/"
 SAMPLE_RATE = 16000
 # VoxCeleb2 as released is AAC in MP4 (.m4a); the pipe decodes it to 16 kHz mono wav on every read.
 FFMPEG = "ffmpeg -nostdin -loglevel error -i {} -f wav -ac 1 -ar 16000 - |"
@@ -243,7 +251,53 @@ def write_dirs(parts: dict[Path, list[Utterance]], stamp: Callable[[Path], str],
         write_dir(d, us, durs, stamp(d), genders)
 
 
-def prepare_vox1(root: Path, data: Path) -> list[Path]:
+def read_iden_split(src: Path, utts: dict[str, Utterance], root: Path) -> dict[str, list[Utterance]]:
+    """SID data dir name (SID_SETS) -> its utterances in id order, from iden_split.txt lines
+    `1|2|3 <spk>/<video>/<nnnnn>.wav`; every file listed must be among `utts` (those under `root`)."""
+    name_of = {num: name for name, num in SID_SETS.items()}
+    sets: dict[str, list[Utterance]] = {name: [] for name in SID_SETS}
+    first: dict[str, int] = {}
+    missing: list[tuple[int, str, str]] = []
+    for n, line in enumerate(src.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        f = line.split()
+        u = trial_utt(f[1]) if len(f) == 2 else None
+        if u is None:
+            raise CorpusError(f"{src}:{n}: expected `1|2|3 <spk>/<video>/<nnnnn>.wav` (set 1 train, 2 dev, 3 test), "
+                              f"got {line!r}")
+        if f[0] not in name_of:
+            raise CorpusError(f"{src}:{n}: set {f[0]!r} is not 1 (train), 2 (dev) or 3 (test) in {line!r}")
+        if u in first:
+            raise CorpusError(f"{src}:{n}: {f[1]} (utterance {u}) is listed again; first at line {first[u]}")
+        first[u] = n
+        if u in utts:
+            sets[name_of[f[0]]].append(utts[u])
+        else:
+            missing.append((n, f[1], u))
+    if not first:
+        raise CorpusError(f"{src}: no utterances (expected lines `1|2|3 <spk>/<video>/<nnnnn>.wav`)")
+    if missing:
+        n, x, u = missing[0]
+        raise CorpusError(f"{src}:{n}: {x} (utterance {u}) is not under {root}; {len(missing)} of the {len(first)} "
+                          f"files {src.name} lists are missing, this one first: is VoxCeleb1 only partly downloaded "
+                          f"or unpacked? ({WHERE1})")
+    unlisted = sorted(set(utts) - set(first))
+    if unlisted:
+        log.warning("%s: %d of the %d VoxCeleb1 utterances under %s are in no set (e.g. %s)", src, len(unlisted),
+                    len(utts), root, unlisted[0])
+    train_spk = {u.spk for u in sets["sid_train"]}
+    for name in ("sid_dev", "sid_test"):
+        unseen = sorted({u.spk for u in sets[name]} - train_spk)
+        if unseen:
+            log.warning("%s: %d speakers of %s (set %s) have no train utterance (set 1), e.g. %s", src, len(unseen),
+                        name, SID_SETS[name], unseen[0])
+    return {name: sorted(us, key=lambda u: u.utt) for name, us in sets.items()}
+
+
+def prepare_vox1(root: Path, data: Path, iden: tuple[Path, list[str]] | None = None) -> list[Path]:
+    """vox1_dev, vox1_test, vox1_all; and, when `iden` = (iden_split.txt, SID data dir names) is given, those
+    SID data dirs (checked before anything is written)."""
     root = Path(os.path.abspath(root))  # wav.scp holds absolute paths
     if not root.is_dir():
         raise CorpusError(f"VoxCeleb1 root {root} is not a directory ({WHERE1})")
@@ -271,10 +325,24 @@ def prepare_vox1(root: Path, data: Path) -> list[Path]:
     for d in [d for d, us in parts.items() if not us]:
         log.warning("%s not made: no %s speakers under %s (%s)", d, d.name.split("_")[1], root, WHERE1)
         del parts[d]
+    iden_stamp = ""
+    if iden is not None:
+        src, names = iden
+        sid = read_iden_split(src, utts, root)
+        for name in names:
+            if not sid[name]:
+                raise CorpusError(f"{src}: no line of set {SID_SETS[name]}, so {data / name} cannot be made; "
+                                  f"leave {name} out of the SID sets, or give the full {IDEN_SPLIT} ({WHERE_IDEN})")
+            parts[data / name] = sid[name]
+        iden_stamp = f" iden={os.path.abspath(src)} {src.stat().st_size} {src.stat().st_mtime_ns}"
     meta_stamp = f"{meta_file.stat().st_mtime_ns}" if meta_file.is_file() else "no-meta"
     sources = sources_stamp([u.path for u in everything])
     genders = {s: m["gender"] for s, m in meta.items() if "gender" in m}
-    write_dirs(parts, lambda d: f"{root} {d.name} meta={meta_stamp} {sources}", genders, "VoxCeleb1")
+
+    def stamp(d: Path) -> str:
+        return f"{root} {d.name} meta={meta_stamp} {sources}" + (iden_stamp if d.name in SID_SETS else "")
+
+    write_dirs(parts, stamp, genders, "VoxCeleb1")
     return list(parts)
 
 
@@ -299,7 +367,8 @@ def prepare_vox2(root: Path, data: Path) -> Path:
 
 
 def trial_utt(field: str) -> str | None:
-    """`id10270/x6uYqmx31kE/00001.wav` -> `id10270-x6uYqmx31kE-00001`; None when not of that form."""
+    """`id10270/x6uYqmx31kE/00001.wav` (a field of a trial list or of iden_split.txt) -> `id10270-x6uYqmx31kE-00001`;
+    None when not of that form."""
     parts = field.split("/")
     if len(parts) != 3 or not all(parts):
         return None
@@ -352,11 +421,15 @@ def make_train(data: Path, train_sets: list[str]) -> Path:
 
 def prepare(vox1_root: str | Path | None, vox2_root: str | Path | None, data: str | Path,
             train_sets: list[str] | None = None, trials_dir: str | Path | None = None,
-            trial_lists: list[str] | None = None) -> list[Path]:
+            trial_lists: list[str] | None = None, iden_split: str | Path | None = None,
+            sid_sets: list[str] | None = None) -> list[Path]:
     """Every data dir and trial list the roots given allow (see the module docstring); data/train from
     `train_sets` (default vox2_dev; empty: no data/train, e.g. to prepare only the test side).
     `trial_lists` (names of TRIAL_LISTS): exactly these are made, and one that cannot be made is an error;
-    None: those whose source is there (the others are named in an INFO line)."""
+    None: those whose source is there (the others are named in an INFO line).
+    `sid_sets` (names of SID_SETS): these speaker identification data dirs are made from `iden_split`
+    (default <vox1_root>/iden_split.txt), which must be there; None: all three when `iden_split` is given,
+    else none."""
     data = Path(data)
     train_sets = list(train_sets) if train_sets is not None else ["vox2_dev"]
     bad = [s for s in train_sets if s not in TRAIN_PARTS]
@@ -371,9 +444,27 @@ def prepare(vox1_root: str | Path | None, vox2_root: str | Path | None, data: st
     if trial_lists and vox1_root is None:
         raise CorpusError(f"trial lists {trial_lists} asked for, but no VoxCeleb1 root: they need VoxCeleb1 "
                           f"({WHERE1}); give it, or ask for no trial lists")
+    unknown = [s for s in sid_sets or [] if s not in SID_SETS]
+    if unknown:
+        raise CorpusError(f"SID sets {unknown} unknown: choose from {list(SID_SETS)}")
+    sid = list(dict.fromkeys(sid_sets)) if sid_sets is not None else list(SID_SETS) if iden_split is not None else []
+    if sid and vox1_root is None:
+        raise CorpusError(f"SID sets {sid} asked for, but no VoxCeleb1 root: {IDEN_SPLIT} lists VoxCeleb1 files "
+                          f"({WHERE1}); give it, or ask for no SID sets")
+    iden_src = Path(iden_split) if iden_split is not None else Path(vox1_root) / IDEN_SPLIT if vox1_root else None
+    iden = None
+    if sid:
+        assert iden_src is not None
+        if not iden_src.is_file():
+            raise CorpusError(f"SID sets {sid} asked for, but {iden_src} is not there ({WHERE_IDEN}; "
+                              "--iden_split names where it is)")
+        iden = (iden_src, sid)
+    elif iden_src is not None and iden_src.is_file():
+        log.info("%s not made: not asked for (--sid_sets %s)", " ".join(str(data / s) for s in SID_SETS),
+                 " ".join(SID_SETS))
     out: list[Path] = []
     if vox1_root is not None:
-        out += prepare_vox1(Path(vox1_root), data)
+        out += prepare_vox1(Path(vox1_root), data, iden)
     if vox2_root is not None:
         out.append(prepare_vox2(Path(vox2_root), data))
     if vox1_root is None:
