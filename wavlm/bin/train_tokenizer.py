@@ -1,6 +1,7 @@
 """Train the ASR output units (sentencepiece) on the transcripts of a data dir.
 
     python -m wavlm.bin.train_tokenizer --text data/train_clean_100/text --out exp/units_char
+    python -m wavlm.bin.train_tokenizer --text data/pr/train_clean_100/text --out exp/units_phone --model_type word
     python -m wavlm.bin.train_tokenizer --text data/train_960/text --out exp/units_bpe5000 --model_type bpe \\
         --vocab_size 5000
 
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--text", required=True, nargs="+", help="Kaldi text file(s): `utt WORD WORD ...`")
     p.add_argument("--out", required=True, help="output dir")
-    p.add_argument("--model_type", default="char", choices=["char", "bpe", "unigram"])
+    p.add_argument("--model_type", default="char", choices=["char", "bpe", "unigram", "word"],
+                   help="word: each whitespace-separated token is a unit (phone transcripts)")
     p.add_argument("--vocab_size", type=int, default=5000, help="pieces for bpe/unigram (upper bound for char)")
     args = p.parse_args(argv)
     setup_logging()

@@ -62,3 +62,32 @@ def crop_batch(
         out[i, :len(seg)] = seg
         out_lens[i] = len(seg)
     return out, out_lens, starts
+
+
+def bucket_batches(
+    lengths: dict[str, int],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    shuffle: bool = True,
+    half_above: int = 0,
+) -> list[list[str]]:
+    """Batches of `batch_size` utterances of similar length (s3prl's bucketing): sorted by length with ties
+    broken randomly per epoch, cut every batch_size; a batch whose longest utterance has more than `half_above`
+    samples (0: never) is split in two (s3prl's half batch for long audio); batch order random per epoch."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    rng = np.random.default_rng([seed, epoch])
+    ids = list(lengths)
+    tie = rng.permutation(len(ids)) if shuffle else np.arange(len(ids))
+    order = [ids[i] for i in sorted(range(len(ids)), key=lambda i: (lengths[ids[i]], tie[i]))]
+    batches: list[list[str]] = []
+    for i in range(0, len(order), batch_size):
+        b = order[i:i + batch_size]
+        if half_above and len(b) > 1 and lengths[b[-1]] > half_above:
+            batches += [b[: len(b) // 2], b[len(b) // 2:]]
+        else:
+            batches.append(b)
+    if shuffle:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches

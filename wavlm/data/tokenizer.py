@@ -27,11 +27,12 @@ def train_tokenizer(texts: list[str], out_dir: str | os.PathLike, model_type: st
                     vocab_size: int = 5000) -> Path:
     """Train a sentencepiece model on transcripts (lines without utterance ids) into out_dir/spm.model
     and write out_dir/tokens.txt. Characters: every character seen becomes a unit (vocab_size is only
-    an upper bound); bpe: exactly vocab_size pieces."""
+    an upper bound); word: every whitespace-separated token seen (phones of phone transcripts, SUPERB PR;
+    vocab_size an upper bound); bpe: exactly vocab_size pieces."""
     import sentencepiece as spm
 
-    if model_type not in ("char", "bpe", "unigram"):
-        raise TokenizerError(f"model_type must be char, bpe or unigram, got {model_type!r}")
+    if model_type not in ("char", "bpe", "unigram", "word"):
+        raise TokenizerError(f"model_type must be char, bpe, unigram or word, got {model_type!r}")
     lines = [t for t in texts if t.strip()]
     if not lines:
         raise TokenizerError("no non-empty transcript to train the units on")
@@ -42,7 +43,7 @@ def train_tokenizer(texts: list[str], out_dir: str | os.PathLike, model_type: st
         src.write_text("\n".join(lines) + "\n", encoding="utf-8")
         spm.SentencePieceTrainer.train(
             input=str(src), model_prefix=str(Path(tmp) / "spm"), model_type=model_type, vocab_size=vocab_size,
-            hard_vocab_limit=model_type != "char", character_coverage=1.0, bos_id=-1, eos_id=-1, unk_id=0,
+            hard_vocab_limit=model_type not in ("char", "word"), character_coverage=1.0, bos_id=-1, eos_id=-1, unk_id=0,
             input_sentence_size=10_000_000, shuffle_input_sentence=True, minloglevel=2)
         for suffix in ("model", "vocab"):
             os.replace(Path(tmp) / f"spm.{suffix}", out / f"spm.{suffix}")

@@ -14,6 +14,7 @@ counted) or `fail` (an error naming the utterance).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,10 +94,11 @@ def ctc_min_frames(ids: list[int]) -> int:
     return len(ids) + sum(1 for a, b in zip(ids, ids[1:], strict=False) if a == b)
 
 
-def usable_utterances(d: DataDir, tok: Tokenizer, conv_layers: list, cfg: AsrDataConfig
+def usable_utterances(d: DataDir, tok: Tokenizer, frames_of: Callable[[int], int], cfg: Any
                       ) -> tuple[dict[str, int], dict[str, list[int]]]:
     """Lengths (samples) and target ids of the utterances that can be trained on, applying the
-    bad_utterances policy to the others."""
+    bad_utterances policy to the others. `frames_of(samples)`: the model's output frames; `cfg` has
+    bad_utterances, max_sample_size and min_sample_size (AsrDataConfig, SuperbDataConfig)."""
     if cfg.bad_utterances not in ("skip", "fail"):
         raise AsrDataError(f"data.bad_utterances must be skip or fail, got {cfg.bad_utterances!r}")
     lengths = read_lengths(d)
@@ -128,7 +130,7 @@ def usable_utterances(d: DataDir, tok: Tokenizer, conv_layers: list, cfg: AsrDat
             skipped["length outside min/max_sample_size"] = skipped.get("length outside min/max_sample_size", 0) + 1
             continue
         ids = tok.encode(texts[utt])
-        frames = int(conv_output_lengths(torch.tensor([n]), conv_layers)[0])
+        frames = frames_of(n)
         need = ctc_min_frames(ids)
         if frames < need:
             bad(utt, f"{n / 16000:.2f} s of audio gives {frames} frames, fewer than the {need} its "
@@ -155,9 +157,13 @@ class AsrTask(UtteranceBatching):
         self.tokenizer = Tokenizer(d.tokenizer)
         self.encoder = self._load_encoder()
         conv = self.encoder.conv_spec
+
+        def frames_of(n: int) -> int:
+            return int(conv_output_lengths(torch.tensor([n]), conv)[0])
+
         self.train_dir, self.valid_dir = DataDir(d.train), DataDir(d.valid)
-        self.train_lengths, self.train_ids = usable_utterances(self.train_dir, self.tokenizer, conv, d)
-        self.valid_lengths, self.valid_ids = usable_utterances(self.valid_dir, self.tokenizer, conv, d)
+        self.train_lengths, self.train_ids = usable_utterances(self.train_dir, self.tokenizer, frames_of, d)
+        self.valid_lengths, self.valid_ids = usable_utterances(self.valid_dir, self.tokenizer, frames_of, d)
         self.frozen = False
         # the Transformer sits out the first freeze_updates updates
         self.find_unused_parameters = skips_parameters(self.encoder) or cfg.model.freeze_updates > 0
