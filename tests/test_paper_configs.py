@@ -20,6 +20,7 @@ from wavlm.tasks.common import load_model_config
 from wavlm.tasks.css import CssConfig
 from wavlm.tasks.lm import LmConfig
 from wavlm.tasks.pretrain import PretrainConfig
+from wavlm.tasks.superb import SuperbConfig
 from wavlm.tasks.sv import SvConfig
 from wavlm.train.schedule import lr_scale
 
@@ -47,6 +48,9 @@ def load_any(path: Path):
     elif recipe == "sv1":
         cfg = load(SvConfig, path)
         load_model_config(cfg.model.preset, cfg.model.encoder)
+    elif recipe == "superb1":
+        cfg = load(SuperbConfig, path)
+        assert cfg.task == name, f"{rel(path)}: task {cfg.task} in a file named {name}"
     elif recipe == "css1" and name == "simulation":
         cfg = load(CssSimConfig, path)
         cfg.check()
@@ -162,3 +166,38 @@ def test_large_does_not_reuse_the_base_schedule(split):
     base = load_any(ROOT / f"egs/librispeech/asr1/conf/finetune_base_{split}.yaml")
     large = load_any(ROOT / f"egs/librispeech/asr1/conf/finetune_large_{split}.yaml")
     assert (large.trainer.optim.lr, large.data.max_tokens) != (base.trainer.optim.lr, base.data.max_tokens)
+
+
+# ---- SUPERB: s3prl's legacy downstream configs (s3prl/downstream/{ctc/libriphone.yaml, asr/config.yaml,
+# voxceleb1/config.yaml, sv_voxceleb1/configs/amsoftmax.yaml}), read with the search tool ------------------------------
+# task: lr, total steps, accumulation, clip, batch, eval step, optimizer (adam: no weight decay; adamw: 0.01)
+SUPERB = {
+    "pr": (1e-2, 100_000, 2, 1.0, 16, 1000, "adam"),
+    "asr": (1e-4, 200_000, 1, 1.0, 32, 2000, "adam"),
+    "sid": (1e-4, 200_000, 4, 1.0, 8, 4000, "adam"),
+    "asv": (1e-4, 200_000, 5, 1000.0, 10, 10000, "adamw"),
+}
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("egs/*/superb1/conf/*.yaml")), ids=rel)
+def test_superb_follows_s3prl(path):
+    cfg = load_any(path)
+    lr, steps, accum, clip, batch, every, opt = SUPERB[cfg.task]
+    t, o = cfg.trainer, cfg.trainer.optim
+    got = (o.lr, t.max_updates, t.update_freq, o.clip_norm, cfg.data.batch_size, t.valid_interval_updates)
+    assert got == (lr, steps, accum, clip, batch, every), rel(path)
+    assert (list(o.betas), o.eps, o.weight_decay) == ([0.9, 0.999], 1e-8, 0.01 if opt == "adamw" else 0.0)
+    assert t.schedule.kind == "constant" and t.seed == 1337  # no scheduler; run_downstream.py --seed 1337
+    assert not cfg.upstream.trainable and not cfg.upstream.normalize  # SUPERB: frozen, no feature normalisation
+    h = cfg.head
+    if cfg.task == "pr":
+        assert (h.project_dim, h.rnn_layers, cfg.data.half_batch_samples) == (256, 0, 300_000)
+    elif cfg.task == "asr":
+        assert (h.project_dim, h.rnn_layers, h.rnn_dim, h.bidirectional, h.dropout) == (1024, 2, 1024, True, 0.2)
+    elif cfg.task == "sid":
+        assert (h.project_dim, cfg.data.crop_samples) == (256, 128_000)
+    else:
+        assert (h.tdnn_dim, h.tdnn_kernel, h.tdnn_dilation) == ([512, 512, 512, 512, 1500], [5, 3, 3, 1, 1],
+                                                                [1, 2, 3, 1, 1])
+        assert (h.embed_dim, h.margin, h.scale, cfg.data.crop_samples, cfg.data.min_seconds) == (512, 0.4, 30.0,
+                                                                                                 128_000, 2.0)

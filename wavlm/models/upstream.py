@@ -172,6 +172,7 @@ def load_upstream(spec: str, trainable: bool = False) -> Upstream:
     if not p.exists():
         raise CheckpointError(f"upstream {spec}: no such file or directory (give a WavLM checkpoint, a Hugging "
                               f"Face model directory or {FBANK!r})")
+    spec = str(p.resolve())  # checkpoints of the task store it: absolute, so evaluation finds it from anywhere
     if p.is_dir() and (p / "config.json").is_file():
         try:
             model_type = json.loads((p / "config.json").read_text()).get("model_type")
