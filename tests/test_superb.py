@@ -256,3 +256,28 @@ def test_superb_table_reads_results(tmp_path) -> None:
     assert rows["wavlm"][:4] == ["12.50", "not run", "80.00", "not run"]
     assert rows["fbank"][:3] == ["30.25", "not run", "not run"]
     assert any("WavLM Large" in k for k in rows)  # the paper's rows beside ours
+
+
+def test_pr_inference_scores_its_hypotheses_and_stores_log_posteriors(wavlm_pr_setup) -> None:
+    """superb_infer's PER is that of its hyp file; its log posteriors decode greedily (wavlm.bin.asr_decode) to the
+    same text: the LM decoders of asr1 can read them."""
+    import editdistance
+
+    from wavlm.bin.asr_decode import main as decode
+    from wavlm.bin.superb_infer import main as infer
+
+    tmp_path, train, dev = wavlm_pr_setup
+    cfg = _pr_cfg(tmp_path, train, dev, 2)
+    task = SuperbTask(cfg)
+    Trainer(cfg.trainer, task, task.build_model(), tmp_path / "exp").train()
+    assert infer(["--checkpoint", str(tmp_path / "exp" / "checkpoint_best.pt"), "--data", str(dev),
+                  "--out", str(tmp_path / "eval")]) == 0
+    result = json.loads((tmp_path / "eval" / "result.json").read_text())
+    hyp = {ln.split()[0]: ln.split()[1:] for ln in (tmp_path / "eval" / "hyp").read_text().splitlines()}
+    ref = {ln.split()[0]: ln.split()[1:] for ln in (dev / "text").read_text().splitlines()}
+    errors = sum(editdistance.eval(ref[u], hyp[u]) for u in ref)
+    assert result["metric"] == "per" and result["tag"] == "up.pt"
+    assert result["value"] == pytest.approx(100 * errors / sum(len(r) for r in ref.values()), abs=1e-3)
+    assert decode(["--logprobs", str(tmp_path / "eval" / "logprobs"), "--out", str(tmp_path / "greedy")]) in (0, None)
+    text = {ln.split()[0]: ln.split()[1:] for ln in (tmp_path / "greedy" / "text").read_text().splitlines()}
+    assert text == hyp

@@ -6,7 +6,9 @@ evaluation batch size 1), on a GPU when there is one.
     python -m wavlm.bin.superb_infer --checkpoint exp/wavlm_base/asv/checkpoint_best.pt --data data/vox1_test \\
         --trials data/trials/vox1_O --out exp/wavlm_base/asv/vox1_O --tag wavlm_base
 
-pr, asr: OUT/hyp (`utt units...`: phones or words, greedy CTC), scored against DATA/text: PER / WER in %.
+pr, asr: OUT/hyp (`utt units...`: phones or words, greedy CTC), scored against DATA/text: PER / WER in %; the CTC
+         log posteriors go to OUT/logprobs, a log-prob dir the decoders of wavlm.bin.asr_decode read (e.g. the
+         lexicon beam search with a word 4-gram: ASR with an LM).
 sid:     OUT/hyp (`utt speaker`), accuracy in % against DATA/utt2spk.
 asv:     OUT/emb.{ark,scp} (x-vector embeddings), cosine scores of --trials in OUT/scores, EER in %.
 Every task writes OUT/result.json: {"task", "metric", "value", "set", "upstream", "tag", "checkpoint", ...}; the
@@ -28,8 +30,9 @@ from tqdm import tqdm
 from wavlm.bin import run_main
 from wavlm.data.audio import AudioError, read_utterance
 from wavlm.data.datadir import DataDir, DataDirError, atomic_write_text
+from wavlm.decode.logprobs import NAME, write_info, write_units
 from wavlm.features.dump import default_device
-from wavlm.features.shards import ark_scp_writer
+from wavlm.features.shards import ark_scp_writer, model_stamp
 from wavlm.metrics.sv import SvError, cosine_scores, eer, min_dcf, read_embeddings, read_trials
 from wavlm.metrics.wer import WerError, score
 from wavlm.models.checkpoint import CheckpointError
@@ -74,8 +77,13 @@ def run(args: argparse.Namespace) -> None:
     model = sb.model
     hyps: dict[str, str] = {}
     out.mkdir(parents=True, exist_ok=True)
-    writer = ark_scp_writer(out / "emb.ark", out / "emb.scp") if sb.task == "asv" else None
-    put = writer.__enter__() if writer is not None else None
+    lp_dir = out / "logprobs"
+    if sb.task in ("pr", "asr"):
+        lp_dir.mkdir(exist_ok=True)
+    num_frames: dict[str, int] = {}
+    writer = (ark_scp_writer(out / "emb.ark", out / "emb.scp") if sb.task == "asv" else
+              ark_scp_writer(lp_dir / f"{NAME}.ark", lp_dir / f"{NAME}.scp"))
+    put = writer.__enter__()
     try:
         for u in tqdm(utts, desc=f"{sb.task} {data.path.name}", mininterval=10):
             wav = torch.from_numpy(read_utterance(data, u)).to(device)[None]
@@ -83,15 +91,23 @@ def run(args: argparse.Namespace) -> None:
             head = model.head
             if sb.task in ("pr", "asr"):
                 assert sb.tokenizer is not None
-                hyps[u] = sb.tokenizer.decode(ctc_greedy(head.log_probs(x, frames), frames)[0])
+                lp = head.log_probs(x, frames)
+                hyps[u] = sb.tokenizer.decode(ctc_greedy(lp, frames)[0])
+                put(u, lp[0].float().cpu().numpy())
+                num_frames[u] = lp.shape[1]
             elif sb.task == "sid":
                 hyps[u] = sb.labels[int(head.logits(x, frames).argmax(-1)[0])]
             else:
-                assert put is not None
                 put(u, head.embed(x, frames)[0].float().cpu().numpy())
     finally:
-        if writer is not None:
-            writer.__exit__(None, None, None)
+        writer.__exit__(None, None, None)
+    if num_frames and sb.tokenizer is not None:
+        atomic_write_text(lp_dir / "utt2num_frames", "".join(f"{u} {num_frames[u]}\n" for u in utts))
+        write_units(lp_dir, sb.tokenizer)
+        write_info(lp_dir, {"model": str(Path(args.checkpoint).resolve()), "model_stamp": model_stamp(args.checkpoint),
+                            "data": str(data.path.resolve()), "frame_rate": 16000 / model.upstream.frame_shift,
+                            "vocab_size": len(sb.tokenizer), "blank": sb.tokenizer.blank, "eos": sb.tokenizer.eos,
+                            "num_utts": len(utts)})
     result: dict = {"task": sb.task, "metric": METRIC[sb.task], "set": data.path.name,
                     "upstream": args.upstream or model.upstream.spec,
                     "tag": args.tag or Path(args.upstream or model.upstream.spec).name,
