@@ -18,6 +18,7 @@ checkpoint (when the model moved).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -78,13 +79,15 @@ def run(args: argparse.Namespace) -> None:
     hyps: dict[str, str] = {}
     out.mkdir(parents=True, exist_ok=True)
     lp_dir = out / "logprobs"
+    num_frames: dict[str, int] = {}
     if sb.task in ("pr", "asr"):
         lp_dir.mkdir(exist_ok=True)
-    num_frames: dict[str, int] = {}
-    writer = (ark_scp_writer(out / "emb.ark", out / "emb.scp") if sb.task == "asv" else
-              ark_scp_writer(lp_dir / f"{NAME}.ark", lp_dir / f"{NAME}.scp"))
-    put = writer.__enter__()
-    try:
+        writer = ark_scp_writer(lp_dir / f"{NAME}.ark", lp_dir / f"{NAME}.scp")
+    elif sb.task == "asv":
+        writer = ark_scp_writer(out / "emb.ark", out / "emb.scp")
+    else:
+        writer = contextlib.nullcontext(None)
+    with writer as put:
         for u in tqdm(utts, desc=f"{sb.task} {data.path.name}", mininterval=10):
             wav = torch.from_numpy(read_utterance(data, u)).to(device)[None]
             x, frames = model.features(wav)
@@ -99,8 +102,6 @@ def run(args: argparse.Namespace) -> None:
                 hyps[u] = sb.labels[int(head.logits(x, frames).argmax(-1)[0])]
             else:
                 put(u, head.embed(x, frames)[0].float().cpu().numpy())
-    finally:
-        writer.__exit__(None, None, None)
     if num_frames and sb.tokenizer is not None:
         atomic_write_text(lp_dir / "utt2num_frames", "".join(f"{u} {num_frames[u]}\n" for u in utts))
         write_units(lp_dir, sb.tokenizer)
