@@ -235,9 +235,12 @@ def test_trainable_upstream_changes_and_is_stored(wavlm_pr_setup) -> None:
     before = {k: v.clone() for k, v in model.upstream.state_dict().items()}
     Trainer(cfg.trainer, task, model, tmp_path / "exp").train()
     assert any(not torch.equal(v, before[k]) for k, v in model.upstream.state_dict().items())
-    sb = load_superb(str(tmp_path / "exp" / "checkpoint_last.pt" if (tmp_path / "exp" / "checkpoint_last.pt").exists()
-                         else tmp_path / "exp" / "checkpoint_best.pt"))
+    state = torch.load(tmp_path / "exp" / "checkpoint_best.pt", weights_only=True)
+    assert any(k.startswith("upstream.model.") for k in state["weights"])  # a fine-tuned upstream is stored
+    sb = load_superb(str(tmp_path / "exp" / "checkpoint_best.pt"))
     assert sb.model.upstream.trainable
+    for k, v in sb.model.upstream.state_dict().items():
+        assert torch.equal(v, state["weights"]["upstream." + k])
 
 
 def test_superb_table_reads_results(tmp_path) -> None:
@@ -281,3 +284,54 @@ def test_pr_inference_scores_its_hypotheses_and_stores_log_posteriors(wavlm_pr_s
     assert decode(["--logprobs", str(tmp_path / "eval" / "logprobs"), "--out", str(tmp_path / "greedy")]) in (0, None)
     text = {ln.split()[0]: ln.split()[1:] for ln in (tmp_path / "greedy" / "text").read_text().splitlines()}
     assert text == hyp
+
+
+def test_resume_is_exact(wavlm_pr_setup) -> None:
+    tmp_path, train, dev = wavlm_pr_setup
+
+    def run(exp, updates):
+        cfg = _pr_cfg(tmp_path, train, dev, updates)
+        cfg.trainer.schedule.kind = "constant"
+        task = SuperbTask(cfg)
+        model = task.build_model()
+        Trainer(cfg.trainer, task, model, exp).train()
+        return model.state_dict()
+
+    whole = run(tmp_path / "a", 4)
+    run(tmp_path / "b", 2)
+    resumed = run(tmp_path / "b", 4)  # from checkpoint_2.pt, as a new process would
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_ddp_two_ranks_equal_one_process_and_bf16_trains(tmp_path, env) -> None:
+    """torchrun with 2 CPU ranks equals one process accumulating the same 2 batches per update (the weighted sum
+    and the head go through the model's forward, so DDP averages their gradients); bf16 autocast trains too."""
+    import subprocess
+    import sys
+
+    train = _tone_dir(tmp_path / "train", SPEAKERS, 2, 0.5, 1)  # 8 utterances: 4 batches of 2 an epoch
+    cfg = tmp_path / "sid.yaml"
+    cfg.write_text(f"""task: sid
+upstream: {{path: fbank}}
+head: {{project_dim: 8}}
+data: {{train: {train}, valid: {train}, batch_size: 2}}
+trainer: {{max_updates: 3, save_interval_updates: 3, valid_interval_updates: 3, num_workers: 0,
+          optim: {{lr: 0.01}}, schedule: {{kind: constant}}}}
+""")
+    base = ["-m", "wavlm.bin.train_superb", "--config", str(cfg), "--exp_dir"]
+    one = subprocess.run([sys.executable, *base, str(tmp_path / "one"), "trainer.update_freq=2"], env=env,
+                         capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr[-2000:]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          *base, str(tmp_path / "ddp")], env=env, capture_output=True, text=True)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    a = torch.load(tmp_path / "one" / "checkpoint_last.pt", weights_only=True)["weights"]
+    b = torch.load(tmp_path / "ddp" / "checkpoint_last.pt", weights_only=True)["weights"]
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert (tmp_path / "one" / "layer_weights.png").is_file()
+    lines = (tmp_path / "one" / "layer_weights.txt").read_text().splitlines()
+    assert [ln.split()[0] for ln in lines] == ["0"] and float(lines[0].split()[1]) == pytest.approx(1.0)
+    bf16 = subprocess.run([sys.executable, *base, str(tmp_path / "bf16"), "trainer.amp=bf16"], env=env,
+                          capture_output=True, text=True)
+    assert bf16.returncode == 0, bf16.stderr[-2000:]
+    assert "loss nan" not in bf16.stderr and "valid at update 3" in bf16.stderr
