@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> None:
                             "data": str(data.path.resolve()), "frame_rate": 16000 / model.upstream.frame_shift,
                             "vocab_size": len(sb.tokenizer), "blank": sb.tokenizer.blank, "eos": sb.tokenizer.eos,
                             "num_utts": len(utts)})
-    result: dict = {"task": sb.task, "metric": METRIC[sb.task], "set": data.path.name,
+    result: dict = {"task": sb.task, "metric": METRIC[sb.task],
+                    "set": Path(args.trials).name if sb.task == "asv" else data.path.name,
                     "upstream": args.upstream or model.upstream.spec,
                     "tag": args.tag or Path(args.upstream or model.upstream.spec).name,
                     "checkpoint": str(Path(args.checkpoint).resolve()), "utterances": len(utts),
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> None:
     else:
         trials = read_trials(args.trials)
         scores = cosine_scores(read_embeddings(out / "emb.scp"), trials)
-        atomic_write_text(out / "scores", "".join(f"{e} {t} {s:.6f}\n" for e, t, s in
+        atomic_write_text(out / "scores", "".join(f"{e} {t} {s!r}\n" for e, t, s in
                                                   zip(trials.enroll, trials.test, scores.tolist(), strict=True)))
         value, threshold = eer(scores, trials.labels)
         result.update(value=round(value, 4), threshold=threshold, trials=str(args.trials),

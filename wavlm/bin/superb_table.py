@@ -5,7 +5,7 @@ exists) into the WavLM paper's SUPERB table, with the paper's rows beside ours.
 
 Arguments are result.json files or directories searched for them. One row per upstream tag (`tag` in the
 result); columns PR (PER %), ASR (WER %), SID (accuracy %), ASV (EER %), SD (DER %); "not run" where there is no
-number. When a tag has several results for one task, the one on a set named test* is shown (else the last by
+number. When a tag has several results for one task, the one on a set whose name holds `test` is shown (else the last by
 path); every result is listed under the table with its set and file.
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ def read_result(path: Path) -> dict:
 
 def table(results: list[tuple[Path, dict]]) -> str:
     chosen: dict[str, dict[str, tuple[Path, dict]]] = {}
-    for path, r in sorted(results, key=lambda x: (str(x[1].get("set", "")).startswith("test"), str(x[0]))):
+    for path, r in sorted(results, key=lambda x: ("test" in str(x[1].get("set", "")), str(x[0]))):
         chosen.setdefault(r["tag"], {})[r["task"]] = (path, r)
     head = "| upstream | " + " | ".join(name for _, name in COLUMNS) + " |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]

@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     rc = run(SuperbTask, SuperbConfig, argv, __doc__)
     args = parser(__doc__).parse_args(argv)
     best = Path(args.exp_dir) / "checkpoint_best.pt"
-    if rc == 0 and int(os.environ.get("RANK", "0")) == 0 and best.is_file():
+    png = Path(args.exp_dir) / "layer_weights.png"
+    fresh = png.is_file() and png.stat().st_mtime_ns >= best.stat().st_mtime_ns if best.is_file() else True
+    if rc == 0 and int(os.environ.get("RANK", "0")) == 0 and not fresh:
         from wavlm.models.checkpoint import torch_load
 
         state = torch_load(best)

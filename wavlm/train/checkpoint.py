@@ -43,6 +43,8 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 
 def _link(src: Path, dest: Path, state: dict[str, Any] | None = None) -> None:
     """Atomically make `dest` the same file as `src` (a hard link; a copy across file systems)."""
+    if dest.exists() and os.path.samefile(src, dest):  # already (rename onto the same file would leave tmp)
+        return
     tmp = dest.parent / f".{dest.name}.tmp"
     tmp.unlink(missing_ok=True)
     try:
