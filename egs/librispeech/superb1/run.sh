@@ -46,7 +46,8 @@ device=() gpu=1
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "stage 1: Kaldi data dirs $train_set $valid_set $test_sets from $librispeech_root"
-  local/data.sh --librispeech_root "$librispeech_root" --sets "$train_set $valid_set $test_sets"
+  local/data.sh --librispeech_root "$librispeech_root" --train_set "$train_set" --valid_set "$valid_set" \
+    --test_sets "$test_sets"
   for opt in train_set valid_set test_sets; do
     for s in ${!opt}; do
       [ -f data/"$s"/wav.scp ] || { log "ERROR: --$opt names data/$s, which stage 1 did not make"; exit 1; }

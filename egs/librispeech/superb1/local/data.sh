@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Kaldi data dirs for the SUPERB LibriSpeech tasks (the logic: wavlm/data/corpora/librispeech.py, shared with
-# the other LibriSpeech recipes): data/<set> for each of --sets, from the LibriSpeech subset of the same name
+# the other LibriSpeech recipes): data/<set> for each of --train_set --valid_set --test_sets, from the LibriSpeech subset of the same name
 # (train_clean_100 <- <librispeech_root>/train-clean-100/<spk>/<chapter>/*.flac + *.trans.txt, ...);
 # train_960 is train-clean-100 + train-clean-360 + train-other-500 combined.
 # Every data dir is left as it is when its sources are unchanged.
@@ -9,7 +9,9 @@ set -euo pipefail
 . ./path.sh
 
 librispeech_root=   # the LibriSpeech/ directory holding train-clean-100/, dev-clean/, test-clean/, ...
-sets="train_clean_100 dev_clean test_clean"  # data dirs to make, named after the subsets (- -> _)
+train_set=train_clean_100   # the data dirs to make (train, dev, test sets), named after the subsets (- -> _)
+valid_set=dev_clean
+test_sets=test_clean
 data=data
 . utils/parse_options.sh
 
@@ -19,7 +21,7 @@ if [ -z "$librispeech_root" ]; then
   exit 1
 fi
 subsets=() combine_opt=()
-for s in $sets; do
+for s in $train_set $valid_set $test_sets; do
   if [ "$s" = train_960 ]; then
     subsets+=(train-clean-100 train-clean-360 train-other-500) combine_opt=(--combine_960)
   else
