@@ -10,8 +10,9 @@ PYTEST_ARGS ?=
 install:
 	@bash tools/install.sh
 
+# make demo RECIPES="voxceleb/superb1 ...": only those recipes (and the ones whose models they use)
 demo: install
-	@bash tools/demo.sh
+	@RECIPES="$(RECIPES)" bash tools/demo.sh
 
 test: install
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS) tests
