@@ -16,4 +16,11 @@ def load_model(path, **kwargs):
     return _load(path, **kwargs)
 
 
-__all__ = ["load_model", "__version__"]
+def load_frame_classifier(path, **kwargs):
+    """Load a frame classifier (speaker diarization): a Hugging Face WavLMForAudioFrameClassification directory."""
+    from wavlm.models.frame_classifier import load_frame_classifier as _load
+
+    return _load(path, **kwargs)
+
+
+__all__ = ["load_model", "load_frame_classifier", "__version__"]
