@@ -17,7 +17,15 @@ def load_model(path, **kwargs):
 
 
 def load_frame_classifier(path, **kwargs):
-    """Load a frame classifier (speaker diarization): a Hugging Face WavLMForAudioFrameClassification directory."""
+    """Load a frame classifier (speaker diarization): a Hugging Face WavLMForAudioFrameClassification directory,
+    or an SD checkpoint of ours (wavlm.bin.train_superb, task sd). `model(wav, lengths)` gives `.logits`
+    [B, T, labels] before the sigmoid and `.lengths` (frames)."""
+    from pathlib import Path
+
+    if Path(path).is_file():
+        from wavlm.tasks.superb import load_sd_frame_classifier
+
+        return load_sd_frame_classifier(str(path), **kwargs)
     from wavlm.models.frame_classifier import load_frame_classifier as _load
 
     return _load(path, **kwargs)

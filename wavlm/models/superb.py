@@ -2,7 +2,7 @@
 
     upstream (wavlm/models/upstream.py) -> L+1 hidden states [B, T, D] (outside autograd when frozen)
       -> WeightedLayerSum: softmax(w) . states, w starting at zero (s3prl's Featurizer)
-      -> head: CtcHead (PR, ASR), UtteranceHead (SID) or XVectorSvHead (ASV)
+      -> head: CtcHead (PR, ASR), UtteranceHead (SID), XVectorSvHead (ASV) or FrameHead (SD)
 
 The heads are those of s3prl's SUPERB downstreams (legacy `s3prl/downstream/*`, which produced the SUPERB
 numbers); each class names the file it follows. Every head has `loss(x, lengths, targets) -> (loss summed over
@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wavlm.models.layer_sum import WeightedLayerSum
+from wavlm.models.pit import pit_bce
 from wavlm.models.upstream import Upstream
 from wavlm.models.xvector import AMSoftmax, TDNNLayer, _masked_mean_std
 
@@ -127,6 +128,34 @@ class XVectorSvHead(nn.Module):
         with torch.no_grad():
             cos = F.normalize(out.float(), dim=1) @ F.normalize(self.objective.weight, dim=0)
         return loss, {"correct": float((cos.argmax(-1) == labels).sum())}
+
+
+class FrameHead(nn.Module):
+    """SD: per-frame speaker activity logits [B, T, speakers], trained with permutation-invariant BCE.
+
+    rnn_layers > 0: s3prl's SUPERB diarization model (s3prl/downstream/diarization/model.py, config.yaml
+    `modelrc: {rnn_layers: 1, hidden_size: 512}`): a unidirectional LSTM, then Linear(hidden, speakers); being
+    unidirectional, padding after an utterance cannot change its valid frames, so nothing is packed.
+    rnn_layers = 0: one Linear(D, speakers), the classifier of Hugging Face's WavLMForAudioFrameClassification
+    (microsoft/wavlm-base-plus-sd), so such a model exports to that format."""
+
+    def __init__(self, in_dim: int, num_speakers: int, rnn_layers: int = 1, hidden: int = 512):
+        super().__init__()
+        self.rnn = nn.LSTM(in_dim, hidden, num_layers=rnn_layers, batch_first=True) if rnn_layers else None
+        self.linear = nn.Linear(hidden if rnn_layers else in_dim, num_speakers)
+
+    def logits(self, x: Tensor, lengths: Tensor) -> Tensor:
+        if self.rnn is not None:
+            x, _ = self.rnn(x)
+        return self.linear(x)
+
+    def loss(self, x: Tensor, lengths: Tensor, labels: Tensor) -> tuple[Tensor, dict]:
+        """labels [B, T, speakers] in {0, 1}, in any speaker order (padded frames ignored); the loss is s3prl's
+        PIT BCE times the batch size (summed over utterances, as the other heads)."""
+        logits = self.logits(x, lengths)
+        n = min(logits.shape[1], labels.shape[1])  # the labels were made for upstream.frames(samples) frames
+        loss, best = pit_bce(logits[:, :n].float(), labels[:, :n], lengths.clamp(max=n))
+        return loss * len(labels), {"logits": logits[:, :n].detach(), "labels": best}
 
 
 class SuperbModel(nn.Module):
