@@ -8,6 +8,8 @@
     python -m wavlm.bin.prepare_data libricss --root /data/LibriCSS --data data [--subsets 0S 0L OV10 ...]
     python -m wavlm.bin.prepare_data musan --root /data/musan --data data
     python -m wavlm.bin.prepare_data rirs --root /data/RIRS_NOISES --data data
+    python -m wavlm.bin.prepare_data librimix --root /data/librimix --data data [--subsets train-100 dev test] \
+        [--mix mix_both|mix_clean] [--source_rttm dev_clean.rttm ...]
     python -m wavlm.bin.prepare_data voxceleb --vox1_root /data/voxceleb1 --vox2_root /data/voxceleb2 --data data \
         [--train_sets vox2_dev vox1_dev] [--trials_dir DIR] [--trial_lists vox1_O vox1_E vox1_H] \
         [--sid_sets sid_train sid_dev sid_test] [--iden_split FILE]
@@ -29,6 +31,10 @@ VoxCeleb1's iden_split.txt, every speaker in each; utterances as in vox1_all) wh
 musan makes musan_noise, musan_music, musan_speech (--subsets noise music speech) from musan/; rirs makes
 rirs from RIRS_NOISES/ (the responses of its simulated and real rir_lists; first channel of multi-channel ones):
 the augmentation recordings, one utterance each.
+librimix makes train_100, train_360, dev, test (those with a Libri2Mix/wav16k/max/metadata/mixture_<split>_<mix>.csv
+under --root; <split>_mix_clean for --mix mix_clean) for speaker diarization: wav.scp of the mixtures, each its own
+utterance and speaker, reco2dur, and an rttm of when each source speaks: from --source_rttm (LibriSpeech
+per-utterance RTTMs, as SUPERB's) when given, else from the energy of the clean sources s1/, s2/.
 
 A data dir that is complete and made from unchanged sources is left as it is.
 """
@@ -40,7 +46,7 @@ import logging
 import sys
 
 from wavlm.bin import setup_logging
-from wavlm.data.corpora import libricss, librilight, librispeech, musan, voxceleb
+from wavlm.data.corpora import libricss, librilight, librimix, librispeech, musan, voxceleb
 from wavlm.data.corpora.common import CorpusError
 from wavlm.data.datadir import DataDirError
 
@@ -54,6 +60,7 @@ CORPORA = {
     "libricss": libricss.prepare,
     "musan": musan.prepare_musan,
     "rirs": musan.prepare_rirs,
+    "librimix": librimix.prepare_librimix,
 }
 VOX_OPTIONS = ("vox1_root", "vox2_root", "train_sets", "trials_dir", "trial_lists", "iden_split", "sid_sets")
 
@@ -71,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="librispeech: also make train_960 when train_clean_100, _360 and train_other_500 are prepared")
     p.add_argument("--speakers", default=None,
                    help="librispeech_finetuning: LibriSpeech's SPEAKERS.TXT, for spk2gender")
+    p.add_argument("--mix", default=None, choices=librimix.MIXES, help="librimix: the mixtures (default mix_both)")
+    p.add_argument("--source_rttm", nargs="+", default=None,
+                   help="librimix: LibriSpeech per-utterance RTTMs for the turns (default: from source energy)")
     vox = p.add_argument_group("voxceleb")
     vox.add_argument("--vox1_root", default=None, help="VoxCeleb1: holds wav/<id1xxxx>/..., vox1_meta.csv, trial lists")
     vox.add_argument("--vox2_root", default=None, help="VoxCeleb2: holds dev/aac/<id0xxxx>/... (or dev/wav, wav)")
@@ -89,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                           "one cannot be made (default: all three when --iden_split is given, else none)")
     a = p.parse_args(argv)
     if a.corpus == "voxceleb":
-        given = [o for o in ("root", "subsets", "max_seconds", "min_seconds", "speakers")
+        given = [o for o in ("root", "subsets", "max_seconds", "min_seconds", "speakers", "mix", "source_rttm")
                  if getattr(a, o) is not None] + (["combine_960"] if a.combine_960 else [])
         if given:
             p.error(f"voxceleb does not take --{' --'.join(given)} (it takes --{' --'.join(VOX_OPTIONS)})")
@@ -107,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{a.corpus} needs --root")
     prepare = CORPORA[a.corpus]
     kwargs = {k: v for k, v in (("max_seconds", a.max_seconds), ("min_seconds", a.min_seconds),
-                                ("combine_960", a.combine_960 or None), ("speakers", a.speakers)) if v is not None}
+                                ("combine_960", a.combine_960 or None), ("speakers", a.speakers), ("mix", a.mix),
+                                ("source_rttm", a.source_rttm)) if v is not None}
     unsupported = [k for k in kwargs if k not in inspect.signature(prepare).parameters]
     if unsupported:
         p.error(f"{a.corpus} does not take --{' --'.join(unsupported)}")

@@ -3,7 +3,8 @@
     python -m wavlm.bin.synth --corpus librispeech --out data/synth --seed 0
 
 Corpora: librispeech (plus LM text and Libri-light limited supervision), librilight, voxceleb
-(VoxCeleb1 + VoxCeleb2 with O/E/H trial lists), libricss, musan, rirs; `all` makes every one.
+(VoxCeleb1 + VoxCeleb2 with O/E/H trial lists), libricss, musan, rirs, librimix (Libri2Mix simulated from the
+synthetic librispeech and musan, which are made first when absent); `all` makes every one.
 Speech comes from espeak-ng; the same seed and options give byte-identical files. A corpus that is
 already complete under --out with the same options is skipped (a `.done.<corpus>` marker).
 """
@@ -17,12 +18,12 @@ import os
 import time
 from pathlib import Path
 
-from wavlm.synth import libricss, librilight, librispeech, musan, rirs, voxceleb
+from wavlm.synth import libricss, librilight, librimix, librispeech, musan, rirs, voxceleb
 from wavlm.synth.common import Completion
 
 logger = logging.getLogger("wavlm.bin.synth")
 
-CORPORA = ("librispeech", "librilight", "voxceleb", "libricss", "musan", "rirs")
+CORPORA = ("librispeech", "librilight", "voxceleb", "libricss", "musan", "rirs", "librimix")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -76,6 +77,12 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--files_per_source", type=int, default=2, help="musan files per source directory")
     g.add_argument("--rooms_per_type", type=int, default=2)
     g.add_argument("--rirs_per_room", type=int, default=3)
+    g = p.add_argument_group("librimix")
+    g.add_argument("--librimix_mixtures", default="40,10,10", help="mixtures of train-100,dev,test")
+    g.add_argument("--librimix_columns", type=int, choices=(6, 7), default=7,
+                   help="csv header: 7 with original_mixture_ID (current LibriMix), 6 without (older LibriMix)")
+    g.add_argument("--librimix_max_offset", type=float, default=0.0,
+                   help="delay the second source by up to this many seconds (LibriMix: 0)")
     return p
 
 
@@ -124,6 +131,14 @@ def _build(corpus: str, a: argparse.Namespace) -> tuple[object, list[str]]:
         return cfg, ["LibriCSS"]
     if corpus == "musan":
         return musan.MusanConfig(files_per_source=a.files_per_source, num_workers=a.nj), ["musan"]
+    if corpus == "librimix":
+        cfg = librimix.LibriMixConfig(
+            num_mixtures=tuple(int(n) for n in a.librimix_mixtures.split(",") if n),
+            csv_columns=a.librimix_columns,
+            max_offset=a.librimix_max_offset,
+            num_workers=a.nj,
+        )
+        return cfg, ["Libri2Mix"]
     cfg = rirs.RirsConfig(rooms_per_type=a.rooms_per_type, rirs_per_room=a.rirs_per_room)
     return cfg, ["RIRS_NOISES"]
 
@@ -135,10 +150,13 @@ GENERATORS = {
     "libricss": libricss.generate,
     "musan": musan.generate,
     "rirs": rirs.generate,
+    "librimix": librimix.generate,
 }
 
 
 def run(corpus: str, a: argparse.Namespace) -> None:
+    for need in librimix.NEEDS if corpus == "librimix" else ():
+        run(need, a)  # skipped when complete with the same options
     cfg, roots = _build(corpus, a)
     params = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "num_workers"}
     params = {"seed": a.seed, **{k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from wavlm.data import datadir
@@ -52,12 +53,15 @@ def up_to_date(dest: Path, stamp: str) -> bool:
 
 
 def write_prepared(dest: str | os.PathLike, files: dict[str, dict[str, str]], stamp: str,
-                   need_text: bool = False) -> None:
-    """Write the data dir through `<dest>.tmp`, add utt2dur, validate, then rename and stamp it."""
+                   need_text: bool = False, extra: dict[str, Callable[[Path], None]] | None = None) -> None:
+    """Write the data dir through `<dest>.tmp`, add utt2dur, validate, then rename and stamp it. `extra`: files
+    that are not key-value tables (e.g. an rttm), each written by its function, given the file's path."""
     dest = Path(dest)
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     datadir.write_data_dir(tmp, files)
+    for name, write in (extra or {}).items():
+        write(tmp / name)
     datadir.compute_utt2dur(tmp)
     errors = datadir.validate(tmp, need_text=need_text)
     if errors:
