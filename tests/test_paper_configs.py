@@ -48,7 +48,7 @@ def load_any(path: Path):
     elif recipe == "sv1":
         cfg = load(SvConfig, path)
         load_model_config(cfg.model.preset, cfg.model.encoder)
-    elif recipe == "superb1":
+    elif recipe in ("superb1", "diar1"):
         cfg = load(SuperbConfig, path)
         assert cfg.task == name, f"{rel(path)}: task {cfg.task} in a file named {name}"
     elif recipe == "css1" and name == "simulation":
@@ -176,10 +176,14 @@ SUPERB = {
     "asr": (1e-4, 200_000, 1, 1.0, 32, 2000, "adam"),
     "sid": (1e-4, 200_000, 4, 1.0, 8, 4000, "adam"),
     "asv": (1e-4, 200_000, 5, 1000.0, 10, 10000, "adamw"),
+    "sd": (1e-4, 30_000, 4, 1.0, 8, 500, "adam"),  # s3prl/downstream/diarization/config.yaml
 }
 
 
-@pytest.mark.parametrize("path", sorted(ROOT.glob("egs/*/superb1/conf/*.yaml")), ids=rel)
+SUPERB_CONFIGS = sorted([*ROOT.glob("egs/*/superb1/conf/*.yaml"), *ROOT.glob("egs/*/diar1/conf/*.yaml")])
+
+
+@pytest.mark.parametrize("path", SUPERB_CONFIGS, ids=rel)
 def test_superb_follows_s3prl(path):
     cfg = load_any(path)
     lr, steps, accum, clip, batch, every, opt = SUPERB[cfg.task]
@@ -196,6 +200,9 @@ def test_superb_follows_s3prl(path):
         assert (h.project_dim, h.rnn_layers, h.rnn_dim, h.bidirectional, h.dropout) == (1024, 2, 1024, True, 0.2)
     elif cfg.task == "sid":
         assert (h.project_dim, cfg.data.crop_samples) == (256, 128_000)
+    elif cfg.task == "sd":  # modelrc rnn_layers, hidden_size; datarc chunk_size, num_speakers; eval_batchsize
+        assert (h.rnn_layers, h.rnn_dim, cfg.data.chunk_frames, cfg.data.num_speakers, cfg.data.valid_batch_size) == (
+            1, 512, 2000, 2, 1)
     else:
         assert (h.tdnn_dim, h.tdnn_kernel, h.tdnn_dilation) == ([512, 512, 512, 512, 1500], [5, 3, 3, 1, 1],
                                                                 [1, 2, 3, 1, 1])

@@ -14,8 +14,9 @@ import argparse
 import logging
 import sys
 
+import wavlm
 from wavlm.models.checkpoint import CheckpointError, load_model, save_checkpoint, save_hf
-from wavlm.models.frame_classifier import export_frame_classifier, load_frame_classifier
+from wavlm.models.frame_classifier import export_frame_classifier
 
 logger = logging.getLogger("wavlm.export")
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         if args.to == "hf_frame_classifier":
-            export_frame_classifier(load_frame_classifier(args.input), args.output)
+            export_frame_classifier(wavlm.load_frame_classifier(args.input), args.output)
         elif args.to == "hf":
             save_hf(load_model(args.input, weights_only=args.weights_only), args.output)
         else:
