@@ -17,9 +17,11 @@ load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The recipes to run ($RECIPES, e.g. `make demo RECIPES=voxceleb/superb1`; all by default), each with the ones
 # whose models it uses (finished stages of those are skipped, so adding a recipe later costs only its own time).
-all_recipes="librispeech/ssl1 librispeech/asr1 voxceleb/sv1 libricss/css1 librispeech/superb1 voxceleb/superb1"
+all_recipes="librispeech/ssl1 librispeech/asr1 voxceleb/sv1 libricss/css1 librispeech/superb1 voxceleb/superb1
+             librimix/diar1"
 declare -A needs=([librispeech/asr1]=librispeech/ssl1 [voxceleb/sv1]=librispeech/ssl1 [librispeech/superb1]=librispeech/ssl1
-                  [voxceleb/superb1]=librispeech/ssl1 [libricss/css1]="librispeech/ssl1 librispeech/asr1")
+                  [voxceleb/superb1]=librispeech/ssl1 [librimix/diar1]=librispeech/ssl1
+                  [libricss/css1]="librispeech/ssl1 librispeech/asr1")
 wanted=" "
 for r in ${RECIPES:-$all_recipes}; do
   [[ " $all_recipes " == *" $r "* ]] || { log "ERROR: RECIPES: no demo recipe '$r' (choose from: $all_recipes)"; exit 1; }
@@ -34,7 +36,7 @@ progress() { step=$((step + 1)); log "[$step/$steps, $((SECONDS / 60)) min] $*";
 train_speakers=${DEMO_TRAIN_SPEAKERS:-100}   # x 10 utterances of about 3.6 s: 1 h of training speech
 corpora=(librispeech)
 if runs voxceleb/sv1 || runs voxceleb/superb1; then corpora+=(voxceleb); fi
-if runs voxceleb/sv1 || runs libricss/css1; then corpora+=(musan rirs); fi
+if runs voxceleb/sv1 || runs libricss/css1 || runs librimix/diar1; then corpora+=(musan rirs); fi
 if runs libricss/css1; then corpora+=(libricss); fi
 progress "synthesising ${corpora[*]} under $demo/corpora (seed $seed; LibriSpeech train-clean-100: $train_speakers" \
   "speakers) for ${recipes[*]}"
@@ -104,6 +106,15 @@ if runs voxceleb/superb1; then
        trainer.save_interval_updates=100")
   (cd "$root/egs/voxceleb/superb1" && "${sid[@]}" --upstream "$wavlm" --tag demo_wavlm --stop_stage 3 &&
    "${sid[@]}" --upstream fbank --tag demo_fbank --stage 2)
+fi
+if runs librimix/diar1; then
+  progress "egs/librimix/diar1: Libri2Mix-style mixtures, SUPERB SD on the frozen ssl1 WavLM and on filterbanks, DER"
+  sd=(./run.sh --librispeech_root "$ls_root" --musan_root "$demo/corpora/musan" --num_mixtures "300 40 40"
+      --sd_config conf/debug/sd.yaml --train_args "$superb_args trainer.max_updates=2000
+      trainer.valid_interval_updates=500 trainer.save_interval_updates=500 data.chunk_frames=200 head.rnn_dim=64
+      trainer.optim.lr=2e-3")
+  (cd "$root/egs/librimix/diar1" && "${sd[@]}" --upstream "$wavlm" --tag demo_wavlm --stop_stage 4 &&
+   "${sd[@]}" --upstream fbank --tag demo_fbank --stage 2)
 fi
 
 # The results table, into $results through a temporary name: a header saying what it was measured at and on
@@ -180,17 +191,28 @@ if runs libricss/css1; then
   echo "LibriCSS utterance-wise WER (%), the asr_demo_wavlm model on each stream"
   sed -n '/^| system/,$p' "$css/RESULTS.md"
 fi
-if runs librispeech/superb1 || runs voxceleb/superb1; then
+if runs librispeech/superb1 || runs voxceleb/superb1 || runs librimix/diar1; then
   echo
-  printf '%-34s %-10s %10s %10s   %s\n' "SUPERB (frozen upstream, %)" "upstream" "PR PER" "SID acc" \
+  printf '%-24s %-10s %8s %8s %8s   %s\n' "SUPERB (frozen, %)" "upstream" "PR PER" "SID acc" "SD DER" \
     "PR layer weights (input, layer 1, ...)"
   value() { if [ -f "$1" ]; then field "$1" value 2; else echo "not run"; fi; }
   for tag in demo_wavlm demo_fbank; do
     pr_result=$root/egs/librispeech/superb1/exp/$tag/pr/test_clean/result.json
-    sid_result=$root/egs/voxceleb/superb1/exp/$tag/sid/sid_test/result.json
     weights=$([ ! -f "$pr_result" ] || python -c "import json, sys; print(' '.join(f'{w:.3f}' for w in
-                                            json.load(open(sys.argv[1]))['layer_weights']))" "$pr_result")
-    printf '%-34s %-10s %10s %10s   %s\n' "superb1/exp/$tag" "${tag#demo_}" "$(value "$pr_result")" "$(value "$sid_result")" "$weights"
+                                                   json.load(open(sys.argv[1]))['layer_weights']))" "$pr_result")
+    printf '%-24s %-10s %8s %8s %8s   %s\n' "superb1, diar1: $tag" "${tag#demo_}" "$(value "$pr_result")" \
+      "$(value "$root/egs/voxceleb/superb1/exp/$tag/sid/sid_test/result.json")" \
+      "$(value "$root/egs/librimix/diar1/exp/$tag/sd/scoring/test/result.json")" "$weights"
+  done
+fi
+if runs librimix/diar1; then
+  echo
+  echo "Libri2Mix-style test set, DER % (collar 0; threshold and median filter tuned on dev)"
+  for tag in demo_wavlm demo_fbank; do
+    r=$root/egs/librimix/diar1/exp/$tag/sd/scoring/test/result.json
+    printf '%-30s DER %6s = missed %6s + false alarm %6s + confusion %6s   %s\n' "librimix/diar1/exp/$tag" \
+      "$(field "$r" der 2)" "$(field "$r" missed 2)" "$(field "$r" false_alarm 2)" "$(field "$r" confusion 2)" \
+      "$(cd "$root/egs/librimix/diar1" && ls exp/"$tag"/sd/scoring/test/activity_*.png)"
   done
 fi
 } > "$results.tmp"
