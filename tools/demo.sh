@@ -17,18 +17,19 @@ load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The recipes to run ($RECIPES, e.g. `make demo RECIPES=voxceleb/superb1`; all by default), each with the ones
 # whose models it uses (finished stages of those are skipped, so adding a recipe later costs only its own time).
-all_recipes="librispeech/ssl1 librispeech/asr1 voxceleb/sv1 libricss/css1 librispeech/superb1 voxceleb/superb1
-             librimix/diar1"
+all_recipes=(librispeech/ssl1 librispeech/asr1 voxceleb/sv1 libricss/css1 librispeech/superb1 voxceleb/superb1
+             librimix/diar1)
 declare -A needs=([librispeech/asr1]=librispeech/ssl1 [voxceleb/sv1]=librispeech/ssl1 [librispeech/superb1]=librispeech/ssl1
                   [voxceleb/superb1]=librispeech/ssl1 [librimix/diar1]=librispeech/ssl1
                   [libricss/css1]="librispeech/ssl1 librispeech/asr1")
 wanted=" "
-for r in ${RECIPES:-$all_recipes}; do
-  [[ " $all_recipes " == *" $r "* ]] || { log "ERROR: RECIPES: no demo recipe '$r' (choose from: $all_recipes)"; exit 1; }
+for r in ${RECIPES:-${all_recipes[*]}}; do
+  [[ " ${all_recipes[*]} " == *" $r "* ]] || { log "ERROR: RECIPES: no demo recipe '$r' (choose from: ${all_recipes[*]})"
+                                              exit 1; }
   wanted+="$r ${needs[$r]:-} "
 done
 recipes=()
-for r in $all_recipes; do [[ "$wanted" != *" $r "* ]] || recipes+=("$r"); done
+for r in "${all_recipes[@]}"; do [[ "$wanted" != *" $r "* ]] || recipes+=("$r"); done
 runs() { [[ " ${recipes[*]} " == *" $1 "* ]]; }
 steps=$((${#recipes[@]} + 2)) step=0
 progress() { step=$((step + 1)); log "[$step/$steps, $((SECONDS / 60)) min] $*"; }
