@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,3 +103,24 @@ def recipe_sandbox(tmp_path: Path, recipe: str) -> Path:
         if not (dst / item.name).exists():
             (dst / item.name).symlink_to(item.resolve() if item.name != "utils" else top / "utils")
     return dst
+
+
+HF_GATED_BIAS = ("rel_attn_embed", "gru_rel_pos_const")  # Hugging Face's names of the bias table and the gates' a
+
+
+def randomise(model: torch.nn.Module, seed: int = 0, unit: tuple[str, ...] = HF_GATED_BIAS) -> None:
+    """Every parameter random at sane scales: norm weights near 1, the parameters whose names contain one of `unit`
+    (by default the relative-bias table and grep_a, so that the gated bias matters) standard normal, other vectors
+    0.1 x normal, matrices normal / sqrt(fan-in)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            r = torch.randn(p.shape, generator=g)
+            if "norm" in name and name.endswith("weight"):
+                p.copy_(1.0 + 0.2 * r)
+            elif any(u in name for u in unit):
+                p.copy_(r)
+            elif p.dim() <= 1:
+                p.copy_(0.1 * r)
+            else:
+                p.copy_(r / p[0].numel() ** 0.5)

@@ -16,7 +16,7 @@ import json
 
 import pytest
 import torch
-from test_model_parity import randomise
+from conftest import randomise
 
 import wavlm
 from wavlm.bin.export import main as export_main

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SMALL_MODEL
+from conftest import SMALL_MODEL, randomise
 
 from wavlm.models.checkpoint import cfg_from_hf, hf_to_official, load_weights
 from wavlm.models.layer_sum import WeightedLayerSum
@@ -33,22 +33,6 @@ def hf_config(large: bool, **kw) -> transformers.WavLMConfig:
     base.update(kw)
     return transformers.WavLMConfig(**base)
 
-
-def randomise(model: torch.nn.Module, seed: int = 0) -> None:
-    """Every parameter random (gates, grep_a, rel_attn_embed and norms included), at sane scales."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            r = torch.randn(p.shape, generator=g)
-            if "norm" in name and name.endswith("weight"):
-                p.copy_(1.0 + 0.2 * r)
-            elif "rel_attn_embed" in name or "gru_rel_pos_const" in name:
-                p.copy_(r)  # large enough that the gated bias matters
-            elif p.dim() <= 1:
-                p.copy_(0.1 * r)
-            else:
-                fan_in = p[0].numel()
-                p.copy_(r / fan_in**0.5)
 
 
 def build_pair(large: bool, **kw) -> tuple[transformers.WavLMModel, WavLM]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_MODEL
+from conftest import SMALL_MODEL, randomise
 
 from wavlm.bin.export import main as export_main
 from wavlm.models.checkpoint import load_model, save_checkpoint
@@ -24,18 +24,7 @@ LARGE_STYLE = dict(extractor_mode="layer_norm", layer_norm_first=True, normalize
 def random_checkpoint(path: Path, large: bool, seed: int) -> Path:
     """A tiny model with every parameter random (gates, grep_a, the bias table and norms included)."""
     model = WavLM(WavLMConfig(**SMALL_MODEL, **(LARGE_STYLE if large else {})))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            r = torch.randn(p.shape, generator=g)
-            if "norm" in name and name.endswith("weight"):
-                p.copy_(1.0 + 0.2 * r)
-            elif "relative_attention_bias" in name or "grep_a" in name:
-                p.copy_(r)  # large enough that the gated bias matters
-            elif p.dim() <= 1:
-                p.copy_(0.1 * r)
-            else:
-                p.copy_(r / p[0].numel() ** 0.5)
+    randomise(model, seed, unit=("relative_attention_bias", "grep_a"))  # our names of the bias table and gates
     save_checkpoint(path, model)
     return path
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import HF_GATED_BIAS, randomise
 
 from wavlm.models.checkpoint import CheckpointError, read_hf_weights
 from wavlm.models.xvector import embed, load_head, load_xvector
@@ -32,26 +33,11 @@ def hf_config(weighted: bool) -> transformers.WavLMConfig:
     )
 
 
-def randomise(model: torch.nn.Module, seed: int) -> None:
-    """Every parameter random at sane scales; layer weights far from uniform so the sum matters."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            r = torch.randn(p.shape, generator=g)
-            if "norm" in name and name.endswith("weight"):
-                p.copy_(1.0 + 0.2 * r)
-            elif name == "layer_weights" or "rel_attn_embed" in name or "gru_rel_pos_const" in name:
-                p.copy_(r)
-            elif p.dim() <= 1:
-                p.copy_(0.1 * r)
-            else:
-                p.copy_(r / p[0].numel() ** 0.5)
-
 
 @pytest.fixture(scope="module", params=[True, False], ids=["weighted_sum", "last_layer"])
 def pair(request, tmp_path_factory):
     hf = transformers.WavLMForXVector(hf_config(request.param)).eval()
-    randomise(hf, seed=3 + request.param)
+    randomise(hf, 3 + request.param, unit=("layer_weights", *HF_GATED_BIAS))
     d = tmp_path_factory.mktemp("xvector")
     hf.save_pretrained(d)
     encoder, head = load_xvector(d)
