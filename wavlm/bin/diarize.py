@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> None:
     write_rttm(out / "hyp.rttm", turns)
     info = {"model": str(Path(args.model).resolve()), "data": str(data.path.resolve()),
             "frame_shift": shift / SAMPLE_RATE, "threshold": args.threshold, "median": args.median,
-            "speakers": int(post.shape[1]), "recordings": len(recos), "chunk_seconds": chunk / SAMPLE_RATE}
+            "speakers": model.num_labels, "recordings": len(recos), "chunk_seconds": chunk / SAMPLE_RATE}
     atomic_write_text(out / "info.json", json.dumps(info, indent=1) + "\n")
     log.info("%d recordings of %s: posteriors and %s", len(recos), data.path, out / "hyp.rttm")
 

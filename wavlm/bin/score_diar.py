@@ -132,10 +132,8 @@ def run(args: argparse.Namespace) -> None:
                   "confusion": round(res.confusion, 4), "speech": round(res.total, 3), "collar": args.collar,
                   "threshold": threshold, "median": median, "tuned_on": tune_dir.name,
                   "hyp_rttm": rel(hyp_file), "ref_rttm": rel(ref_file), "set": name,
-                  "tag": args.tag or Path(model).name, "checkpoint": model, "upstream": info.get("upstream", model),
+                  "tag": args.tag or Path(model).name, "checkpoint": model, "upstream": model,
                   "recordings": len(post)}
-        if "layer_weights" in info:
-            result["layer_weights"] = info["layer_weights"]
         atomic_write_text(out / name / "result.json", json.dumps(result, indent=1) + "\n")
         lines += ["", f"## {name} ({rel(ref_file)})", "", format_der_table(res)]
         log.info("%s: DER %.2f%% (missed %.2f, false alarm %.2f, confusion %.2f) -> %s", name, res.der, res.missed,
