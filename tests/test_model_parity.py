@@ -104,6 +104,31 @@ def test_blocked_attention_matches(pair) -> None:
             m.max_mask_elems = 1 << 24
 
 
+@pytest.mark.parametrize("min_frames, score_elems", [(1, 99 * 5), (1, 1 << 20), (256, 1 << 20)])
+def test_per_head_attention_matches(pair, min_frames: int, score_elems: int) -> None:
+    """The CPU inference path that attends head by head on oneDNN (blocks of 5 query rows, one block,
+    and the default threshold with 300 frames), padded and unpadded."""
+    hf, ours = pair
+    attn = [m for m in ours.modules() if hasattr(m, "per_head_min_frames")]
+    long = min_frames > 1
+    n = 96400 if long else 32000  # 300 or 99 frames
+    lengths = torch.tensor([n, n - 7000, n // 3])
+    wav = torch.randn(3, n) * (torch.arange(n)[None] < lengths[:, None])
+    try:
+        for m in attn:
+            m.per_head_min_frames, m.max_score_elems = min_frames, score_elems
+        calls = []
+        orig = attn[0]._per_head
+        attn[0]._per_head = lambda *a: calls.append(1) or orig(*a)
+        compare(hf, ours, wav, lengths)
+        compare(hf, ours, wav[:1], None)
+        assert len(calls) == 2  # the path under test was taken
+    finally:
+        for m in attn:
+            m.per_head_min_frames, m.max_score_elems = 256, 1 << 20
+            m.__dict__.pop("_per_head", None)
+
+
 def test_small_bucket_config_and_long_cnn_blocks() -> None:
     """Few buckets/short max distance (log buckets saturate), and the CNN's blocked inference path."""
     hf, ours = build_pair(False, num_buckets=16, max_bucket_distance=20, num_hidden_layers=2)

@@ -15,11 +15,15 @@ Numerics follow the released checkpoints (and Hugging Face's `WavLMModel`, which
   first GroupNorm of the "default" extractor takes its statistics over the padded length;
 * frame counts follow the convolution length formula.
 
-Where we spend less than the reference implementations: the bias is built once as a Toeplitz
-[H, T, T] tensor and each layer writes its gated copy into one reused buffer (with the key padding
-folded in) that goes to `scaled_dot_product_attention` as an additive mask; the CNN runs in
-[B, T, C] layout (the first layer as one GEMM over unfolded samples, GroupNorm/LayerNorm in place),
-so nothing is transposed back and forth.
+Where we spend less than the reference implementations (bench/bench_inference.py measures it):
+
+* the bias values are computed once per forward ([H, 2T-1]); with the keys numbered backwards every
+  layer's [H, T, T] bias is a strided view of them, gated row by row into the scores;
+* on the CPU, linear layers and both attention products run on oneDNN (see `Linear`), attention
+  head by head for T >= 256 frames with padded keys left out rather than masked; elsewhere the gated
+  bias goes to `scaled_dot_product_attention` as an additive mask built in one reused buffer;
+* at inference the CNN runs over short blocks of output frames (cache-resident activations), the
+  first GroupNorm's statistics computed beforehand in closed form (`first_norm_stats`).
 """
 
 from __future__ import annotations
@@ -300,7 +304,8 @@ class Linear(nn.Linear):
     F.linear.
     """
 
-    def _onednn(self, x: Tensor) -> bool:
+    def onednn(self, x: Tensor) -> bool:
+        """Whether a call on `x` takes the oneDNN path."""
         return (
             x.device.type == "cpu"
             and x.dtype == torch.float32
@@ -311,14 +316,14 @@ class Linear(nn.Linear):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._onednn(x):
+        if self.onednn(x):
             return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
         return F.linear(x, self.weight, self.bias)
 
     def gelu(self, x: Tensor) -> Tensor:
         """gelu(self(x)) (exact GELU), fused on the oneDNN path and in place on the others when no
         gradient is needed."""
-        if self._onednn(x):
+        if self.onednn(x):
             return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "gelu", [], "none")
         y = F.linear(x, self.weight, self.bias)
         return torch.ops.aten.gelu_(y) if not (torch.is_grad_enabled() and y.requires_grad) else F.gelu(y)
@@ -369,7 +374,7 @@ class ConvBlock(nn.Sequential):
             gn = self[2]
             mean, var = (t.to(y.dtype) for t in norm_stats)
             scale = torch.rsqrt(var + gn.eps) * gn.weight[:, None]
-            y = (y - mean) * scale + gn.bias[:, None]
+            y = y.sub_(mean).mul_(scale).add_(gn.bias[:, None]) if inplace else (y - mean) * scale + gn.bias[:, None]
         elif self.norm == "group":
             gn = self[2]
             if inplace and gn.num_groups == y.shape[1] and y.is_contiguous():
@@ -400,59 +405,77 @@ class FeatureExtractor(nn.Module):
             blocks.append(ConvBlock(n_in, dim, k, s, cfg.conv_bias, norm))
             n_in = dim
         self.conv_layers = nn.ModuleList(blocks)
+        spec = [(0, blk.kernel, blk.stride) for blk in blocks]
+        self.hop, self.span = int(np.prod([blk.stride for blk in blocks])), receptive_field(spec)
 
-        # At inference, layers after the first run over blocks of this many output frames (exact:
-        # convolutions are local), so long inputs never hold two full-length 512-channel maps.
-        self.block_frames = 512
+        # At inference the whole CNN runs over blocks of about this many output frames (summed over the
+        # batch), each block from its own stretch of samples (exact: convolutions are local, and the first
+        # GroupNorm takes its statistics from `first_norm_stats` beforehand). A block's activations stay in
+        # the processor's cache and under the allocator's mmap threshold, instead of 512-channel maps of the
+        # whole input (260 MB for 4 x 10 s) being allocated, page-faulted in and written to memory layer by
+        # layer; 2 % of the first layers' frames are computed twice (the overlap of neighbouring blocks).
+        self.block_frames = 96
 
     @torch.no_grad()
     def first_norm_stats(self, wav: Tensor, block_samples: int = 160000 * 6) -> tuple[Tensor, Tensor] | None:
-        """Per-channel (mean, var) [1, C, 1] of the first layer's conv output over a whole mono
-        waveform [S], computed block by block (bounded memory); None when there is no GroupNorm."""
+        """Per-channel (mean, var) [B, C, 1] of the first layer's conv output over the whole waveform
+        [B, S] (or [S]: [1, C, 1]), the statistics its GroupNorm takes; None when there is no GroupNorm.
+
+        The first convolution is linear in the samples, y_c(t) = w_c . f_t + b_c over frames f_t of
+        `kernel` samples, so mean_c = w_c . m + b_c and var_c = w_c' S w_c from the frames' mean m and
+        covariance S (kernel x kernel, accumulated in float64 over blocks of `block_samples`): exact,
+        a few flops per sample, and no [C, T] map is needed.
+        """
         first: ConvBlock = self.conv_layers[0]  # type: ignore[assignment]
         if first.norm != "group":
             return None
+        conv: nn.Conv1d = first[0]  # type: ignore[assignment]
+        wav = wav.reshape(1, -1) if wav.dim() == 1 else wav
         k, s = first.kernel, first.stride
         n_frames = (wav.shape[-1] - k) // s + 1
+        if n_frames < 1:
+            raise ValueError(f"input of {wav.shape[-1]} samples is shorter than the conv kernel {k}")
         step = max(1, block_samples // s)
-        count, mean, m2 = 0, None, None
+        total = torch.zeros(wav.shape[0], k, dtype=torch.float64, device=wav.device)
+        outer = torch.zeros(wav.shape[0], k, k, dtype=torch.float64, device=wav.device)
         for f0 in range(0, n_frames, step):
             f1 = min(n_frames, f0 + step)
-            y = first.conv(wav[f0 * s : (f1 - 1) * s + k].reshape(1, 1, -1)).double()
-            n_b = y.shape[-1]
-            mean_b = y.mean(-1, keepdim=True)
-            m2_b = (y - mean_b).square().sum(-1, keepdim=True)
-            if mean is None:
-                count, mean, m2 = n_b, mean_b, m2_b
-            else:  # Chan et al.'s pairwise update
-                delta = mean_b - mean
-                total = count + n_b
-                mean = mean + delta * (n_b / total)
-                m2 = m2 + m2_b + delta.square() * (count * n_b / total)
-                count = total
-        assert mean is not None and m2 is not None
-        return mean.float(), (m2 / count).float()
+            frames = wav[:, f0 * s : (f1 - 1) * s + k].unfold(-1, k, s).double()  # [B, n, k]
+            total += frames.sum(1)
+            outer += frames.transpose(1, 2) @ frames
+        m = total / n_frames
+        cov = outer / n_frames - m[:, :, None] * m[:, None, :]
+        w = conv.weight[:, 0].double()  # [C, k]
+        mean = m @ w.t()
+        if conv.bias is not None:
+            mean = mean + conv.bias.double()
+        var = torch.einsum("ck,bkl,cl->bc", w, cov, w).clamp_(min=0.0)
+        return mean[:, :, None].to(wav.dtype), var[:, :, None].to(wav.dtype)
 
     def forward(self, wav: Tensor, norm_stats: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        first, rest = self.conv_layers[0], self.conv_layers[1:]
-        x = first(wav.unsqueeze(1), norm_stats)  # [B, C, T0]; its GroupNorm needs the whole length
-        n_out = x.shape[-1]
-        for block in rest:
-            n_out = (n_out - block.kernel) // block.stride + 1
-        if torch.is_grad_enabled() or n_out <= 2 * self.block_frames or not len(rest):
-            for block in rest:
+        """wav [B, S] -> [B, T, C]. `norm_stats` replace the first GroupNorm's statistics (see
+        `first_norm_stats`; default: those of `wav` itself)."""
+        first = self.conv_layers[0]
+        if torch.is_grad_enabled():  # training: whole length, for autograd
+            x = first(wav.unsqueeze(1), norm_stats)
+            for block in self.conv_layers[1:]:
                 x = block(x)
             return x.transpose(1, 2)
-        hop = int(np.prod([blk.stride for blk in rest]))
-        span = receptive_field([(0, blk.kernel, blk.stride) for blk in rest])
+        if first.norm == "group" and norm_stats is None:
+            norm_stats = self.first_norm_stats(wav)
+        b = wav.shape[0]
+        n_out = (wav.shape[-1] - self.span) // self.hop + 1
+        if n_out < 1:
+            raise ValueError(f"input of {wav.shape[-1]} samples is shorter than the receptive field {self.span}")
+        rows = max(1, self.block_frames // b)
         out = None
-        for f0 in range(0, n_out, self.block_frames):
-            f1 = min(n_out, f0 + self.block_frames)
-            y = x[:, :, f0 * hop : (f1 - 1) * hop + span]
-            for block in rest:
+        for f0 in range(0, n_out, rows):
+            f1 = min(n_out, f0 + rows)
+            y = first(wav[:, f0 * self.hop : (f1 - 1) * self.hop + self.span].unsqueeze(1), norm_stats)
+            for block in self.conv_layers[1:]:
                 y = block(y)
             if out is None:
-                out = torch.empty(x.shape[0], n_out, y.shape[1], dtype=y.dtype, device=y.device)
+                out = torch.empty(b, n_out, y.shape[1], dtype=y.dtype, device=y.device)
             out[:, f0:f1] = y.transpose(1, 2)
         assert out is not None
         return out
@@ -538,6 +561,22 @@ def relative_position_buckets(rel: Tensor, num_buckets: int, max_distance: int) 
     return buckets + torch.where(is_small, rel, large)
 
 
+@dataclass
+class AttentionContext:
+    """What every layer's attention shares within one forward of the encoder.
+
+    bias: [H, 2T-1] ungated relative position bias values (`SelfAttention.compute_bias`), or None.
+    key_pad: additive [B, 1, 1, T] key mask (0 or -inf), keys in reversed order, or None (no padding).
+    key_lengths: valid frames per utterance, or None (no padding).
+    mask: the scaled_dot_product_attention path's mask buffer, reused by the layers.
+    """
+
+    bias: Tensor | None
+    key_pad: Tensor | None
+    key_lengths: list[int] | None
+    mask: Tensor | None = None
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with the gated relative position bias.
 
@@ -562,6 +601,9 @@ class SelfAttention(nn.Module):
         if has_bias:
             self.relative_attention_bias = nn.Embedding(cfg.num_buckets, h)
         self.max_mask_elems = 1 << 24  # 64 MiB of fp32 mask per block of queries
+        # CPU inference from this many frames on: head by head on oneDNN (measured crossover ~250)
+        self.per_head_min_frames = 256
+        self.max_score_elems = 1 << 20  # 4 MiB of fp32 scores per block of queries (per-head path)
 
     def compute_bias(self, t: int) -> Tensor:
         """The relative position bias in reversed-key (Hankel) form: values [H, 2T-1] such that
@@ -584,24 +626,52 @@ class SelfAttention(nn.Module):
         gate = ga * (gb * self.grep_a.view(1, 1, self.num_heads) - 1.0) + 2.0  # [B, T, H]
         return gate.transpose(1, 2).unsqueeze(-1)
 
-    def forward(
-        self,
-        x: Tensor,
-        bias_vals: Tensor | None,
-        key_pad_rev: Tensor | None,
-        buf: dict[str, Tensor],
-    ) -> Tensor:
-        """x [B, T, D]; bias_vals [H, 2T-1] from `compute_bias` (ungated) or None; key_pad_rev additive
-        [B, 1, 1, T] with the keys in reversed order, or None.
+    def _per_head(self, x: Tensor, bias_vals: Tensor | None, key_lengths: list[int] | None) -> Tensor:
+        """CPU inference: attention [B, T, D] (before out_proj) one utterance and head at a time, both
+        products on oneDNN's inner product (torch's bmm and SDPA call MKL's sgemm; see `Linear`), the
+        gated bias added to each block of scores in place, padded keys left out of the products. Exact
+        softmax attention: equal to the SDPA path up to rounding."""
+        b, t, d = x.shape
+        h, hd = self.num_heads, self.head_dim
+        lin = torch.ops.mkldnn._linear_pointwise
+        hankel = bias_vals.unfold(1, t, 1) if bias_vals is not None else None  # [H, T, T] view
+        gate = self.gate(x) if (hankel is not None and self.gru_rel_pos) else None
+        q = self.q_proj(x).view(b, t, h, hd)
+        x_rev = x.flip(1)  # keys numbered backwards: the bias is a view (see forward)
+        k, v = self.k_proj(x_rev).view(b, t, h, hd), self.v_proj(x_rev).view(b, t, h, hd)
+        out = torch.empty(b, t, h, hd, dtype=x.dtype, device=x.device)
+        qb = torch.empty(h, t, hd, dtype=x.dtype, device=x.device)
+        rows = max(1, self.max_score_elems // t)
+        for i in range(b):
+            n = t if key_lengths is None else key_lengths[i]  # valid keys: the last n when reversed
+            torch.mul(q[i].transpose(0, 1), hd**-0.5, out=qb)
+            kb = k[i, t - n :].transpose(0, 1).contiguous()  # [H, n, hd]
+            vb = v[i, t - n :].permute(1, 2, 0).contiguous()  # [H, hd, n]: the second product's "weight"
+            for j in range(h):
+                for i0 in range(0, t, rows):
+                    i1 = min(t, i0 + rows)
+                    scores = lin(qb[j, i0:i1], kb[j], None, "none", [], "")  # [rows, n]
+                    if hankel is not None:
+                        hk = hankel[j, i0:i1, t - n :]
+                        scores = scores.add_(hk) if gate is None else scores.addcmul_(gate[i, j, i0:i1], hk)
+                    out[i, i0:i1, j] = lin(torch.softmax(scores, -1), vb[j], None, "none", [], "")
+        return out.view(b, t, d)
+
+    def forward(self, x: Tensor, ctx: AttentionContext) -> Tensor:
+        """x [B, T, D] -> [B, T, D], bias and padding from `ctx`.
 
         Keys and values are computed from the time-reversed input, so the bias is a view; softmax
-        attention does not depend on the order of the keys. The gated bias (+ key padding) goes to
+        attention does not depend on the order of the keys. CPU inference of T >= `per_head_min_frames`
+        takes `_per_head`; otherwise the gated bias (+ key padding) goes to
         `scaled_dot_product_attention` as the additive mask, built in one reused buffer, for blocks of
         queries small enough that the buffer stays under `self.max_mask_elems` elements (inference).
         """
         b, t, d = x.shape
         h, hd = self.num_heads, self.head_dim
         drop = self.dropout if self.training else 0.0
+        bias_vals, key_pad_rev = ctx.bias, ctx.key_pad
+        if not torch.is_grad_enabled() and not drop and t >= self.per_head_min_frames and self.q_proj.onednn(x):
+            return self.out_proj(self._per_head(x, bias_vals, ctx.key_lengths))
         q = self.q_proj(x).view(b, t, h, hd).transpose(1, 2)
         if bias_vals is None and key_pad_rev is None:
             k = self.k_proj(x).view(b, t, h, hd).transpose(1, 2)
@@ -628,9 +698,9 @@ class SelfAttention(nn.Module):
                 mask = mask if key_pad_rev is None else mask + key_pad_rev
             else:
                 shape = (b, h, i1 - i0, t)
-                mbuf = buf.get("mask")
+                mbuf = ctx.mask
                 if mbuf is None or mbuf.numel() < math.prod(shape) or mbuf.dtype != q.dtype:
-                    mbuf = buf["mask"] = torch.empty(math.prod(shape), dtype=q.dtype, device=q.device)
+                    mbuf = ctx.mask = torch.empty(math.prod(shape), dtype=q.dtype, device=q.device)
                 mask = mbuf[: math.prod(shape)].view(shape)
                 hk = hankel[:, i0:i1]
                 g = gate[:, :, i0:i1] if gate is not None else torch.ones((), dtype=q.dtype, device=q.device)
@@ -667,14 +737,12 @@ class EncoderLayer(nn.Module):
         x = F.dropout(h, self.activation_dropout, self.training)
         return F.dropout(self.fc2(x), self.dropout, self.training)
 
-    def forward(
-        self, x: Tensor, bias: Tensor | None, key_pad: Tensor | None, buf: dict[str, Tensor]
-    ) -> Tensor:
+    def forward(self, x: Tensor, ctx: AttentionContext) -> Tensor:
         if self.layer_norm_first:
-            a = self.self_attn(self.self_attn_layer_norm(x), bias, key_pad, buf)
+            a = self.self_attn(self.self_attn_layer_norm(x), ctx)
             x = x + F.dropout(a, self.dropout, self.training)
             return x + self._ffn(self.final_layer_norm(x))
-        a = self.self_attn(x, bias, key_pad, buf)
+        a = self.self_attn(x, ctx)
         x = self.self_attn_layer_norm(x + F.dropout(a, self.dropout, self.training))
         return self.final_layer_norm(x + self._ffn(x))
 
@@ -706,15 +774,14 @@ class TransformerEncoder(nn.Module):
             x = self.layer_norm(x)
         x = F.dropout(x, self.cfg.dropout, self.training)
         n = len(self.layers) if num_layers is None else num_layers
-        key_pad = None  # additive key mask, keys in reversed order (see SelfAttention.forward)
+        ctx = AttentionContext(bias=None, key_pad=None, key_lengths=None)
         if padding_mask is not None:
             key_pad = torch.zeros(padding_mask.shape, dtype=x.dtype, device=x.device)
-            key_pad = key_pad.masked_fill_(padding_mask.flip(1), float("-inf"))[:, None, None, :]
-        bias = None
+            ctx.key_pad = key_pad.masked_fill_(padding_mask.flip(1), float("-inf"))[:, None, None, :]
+            ctx.key_lengths = (~padding_mask).sum(1).tolist()
         first = self.layers[0].self_attn if len(self.layers) else None
         if first is not None and hasattr(first, "relative_attention_bias") and n > 0:
-            bias = first.compute_bias(x.shape[1]).to(x.dtype)
-        buf: dict[str, Tensor] = {}
+            ctx.bias = first.compute_bias(x.shape[1]).to(x.dtype)
         states = [x]
         for i, layer in enumerate(self.layers[:n]):
             # layerdrop never skips layer 0 (it owns the bias), as Hugging Face's implementation
@@ -726,7 +793,7 @@ class TransformerEncoder(nn.Module):
             ):
                 states.append(x)
                 continue
-            x = layer(x, bias, key_pad, buf)
+            x = layer(x, ctx)
             states.append(x)
         if self.layer_norm_first and n == len(self.layers):
             states[-1] = self.layer_norm(states[-1])
