@@ -274,6 +274,12 @@ class WavLMForwardOutput:
         return self.hidden_states[-1]
 
 
+def profile_scope(name: str) -> torch.profiler.record_function:
+    """A named range `wavlm.<name>` in torch.profiler traces: cnn, pos_conv, bias_gate, attention, ffn
+    (bench/bench_inference.py splits a forward's time by them; a few microseconds each otherwise)."""
+    return torch.profiler.record_function(f"wavlm.{name}")
+
+
 # --------------------------------------------------------------------------------------------------
 # Linear layers
 # --------------------------------------------------------------------------------------------------
@@ -626,7 +632,9 @@ class SelfAttention(nn.Module):
         gate = ga * (gb * self.grep_a.view(1, 1, self.num_heads) - 1.0) + 2.0  # [B, T, H]
         return gate.transpose(1, 2).unsqueeze(-1)
 
-    def _per_head(self, x: Tensor, bias_vals: Tensor | None, key_lengths: list[int] | None) -> Tensor:
+    def _per_head(
+        self, x: Tensor, bias_vals: Tensor | None, gate: Tensor | None, key_lengths: list[int] | None
+    ) -> Tensor:
         """CPU inference: attention [B, T, D] (before out_proj) one utterance and head at a time, both
         products on oneDNN's inner product (torch's bmm and SDPA call MKL's sgemm; see `Linear`), the
         gated bias added to each block of scores in place, padded keys left out of the products. Exact
@@ -635,7 +643,6 @@ class SelfAttention(nn.Module):
         h, hd = self.num_heads, self.head_dim
         lin = torch.ops.mkldnn._linear_pointwise
         hankel = bias_vals.unfold(1, t, 1) if bias_vals is not None else None  # [H, T, T] view
-        gate = self.gate(x) if (hankel is not None and self.gru_rel_pos) else None
         q = self.q_proj(x).view(b, t, h, hd)
         x_rev = x.flip(1)  # keys numbered backwards: the bias is a view (see forward)
         k, v = self.k_proj(x_rev).view(b, t, h, hd), self.v_proj(x_rev).view(b, t, h, hd)
@@ -658,7 +665,14 @@ class SelfAttention(nn.Module):
         return out.view(b, t, d)
 
     def forward(self, x: Tensor, ctx: AttentionContext) -> Tensor:
-        """x [B, T, D] -> [B, T, D], bias and padding from `ctx`.
+        """x [B, T, D] -> [B, T, D], bias and padding from `ctx`."""
+        with profile_scope("bias_gate"):
+            gate = self.gate(x) if (ctx.bias is not None and self.gru_rel_pos) else None
+        with profile_scope("attention"):
+            return self._attend(x, ctx, gate)
+
+    def _attend(self, x: Tensor, ctx: AttentionContext, gate: Tensor | None) -> Tensor:
+        """Attention of x [B, T, D]; `gate` [B, H, T, 1] from `self.gate`, or None.
 
         Keys and values are computed from the time-reversed input, so the bias is a view; softmax
         attention does not depend on the order of the keys. CPU inference of T >= `per_head_min_frames`
@@ -671,7 +685,7 @@ class SelfAttention(nn.Module):
         drop = self.dropout if self.training else 0.0
         bias_vals, key_pad_rev = ctx.bias, ctx.key_pad
         if not torch.is_grad_enabled() and not drop and t >= self.per_head_min_frames and self.q_proj.onednn(x):
-            return self.out_proj(self._per_head(x, bias_vals, ctx.key_lengths))
+            return self.out_proj(self._per_head(x, bias_vals, gate, ctx.key_lengths))
         q = self.q_proj(x).view(b, t, h, hd).transpose(1, 2)
         if bias_vals is None and key_pad_rev is None:
             k = self.k_proj(x).view(b, t, h, hd).transpose(1, 2)
@@ -682,7 +696,6 @@ class SelfAttention(nn.Module):
         k = self.k_proj(x_rev).view(b, t, h, hd).transpose(1, 2)
         v = self.v_proj(x_rev).view(b, t, h, hd).transpose(1, 2)
         hankel = bias_vals.unfold(1, t, 1) if bias_vals is not None else None  # [H, T, T] view
-        gate = self.gate(x) if (hankel is not None and self.gru_rel_pos) else None
         training = torch.is_grad_enabled() and (x.requires_grad or (gate is not None and gate.requires_grad))
         rows = max(1, min(t, self.max_mask_elems // max(1, b * h * t)))
         if training:
@@ -733,9 +746,10 @@ class EncoderLayer(nn.Module):
         self.activation_dropout = cfg.activation_dropout
 
     def _ffn(self, x: Tensor) -> Tensor:
-        h = self.fc1.gelu(x) if self.activation is F.gelu else self.activation(self.fc1(x))
-        x = F.dropout(h, self.activation_dropout, self.training)
-        return F.dropout(self.fc2(x), self.dropout, self.training)
+        with profile_scope("ffn"):
+            h = self.fc1.gelu(x) if self.activation is F.gelu else self.activation(self.fc1(x))
+            x = F.dropout(h, self.activation_dropout, self.training)
+            return F.dropout(self.fc2(x), self.dropout, self.training)
 
     def forward(self, x: Tensor, ctx: AttentionContext) -> Tensor:
         if self.layer_norm_first:
@@ -769,7 +783,8 @@ class TransformerEncoder(nn.Module):
         """x [B, T, D]; padding_mask bool [B, T] (True = pad). Returns hidden states (see WavLMOutput)."""
         if padding_mask is not None:
             x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
-        x = x + self.pos_conv[0](x)
+        with profile_scope("pos_conv"):
+            x = x + self.pos_conv[0](x)
         if not self.layer_norm_first:
             x = self.layer_norm(x)
         x = F.dropout(x, self.cfg.dropout, self.training)
@@ -781,7 +796,8 @@ class TransformerEncoder(nn.Module):
             ctx.key_lengths = (~padding_mask).sum(1).tolist()
         first = self.layers[0].self_attn if len(self.layers) else None
         if first is not None and hasattr(first, "relative_attention_bias") and n > 0:
-            ctx.bias = first.compute_bias(x.shape[1]).to(x.dtype)
+            with profile_scope("bias_gate"):
+                ctx.bias = first.compute_bias(x.shape[1]).to(x.dtype)
         states = [x]
         for i, layer in enumerate(self.layers[:n]):
             # layerdrop never skips layer 0 (it owns the bias), as Hugging Face's implementation
@@ -987,13 +1003,14 @@ class WavLM(nn.Module):
                 f"waveform of {wav.shape[1]} samples is shorter than the receptive field "
                 f"({self.receptive_field} samples)"
             )
-        if self.cfg.feature_grad_mult > 0:
-            feats = self.feature_extractor(wav, norm_stats)
-            if self.cfg.feature_grad_mult != 1.0 and feats.requires_grad:
-                feats = GradMultiply.apply(feats, self.cfg.feature_grad_mult)
-        else:
-            with torch.no_grad():
+        with profile_scope("cnn"):
+            if self.cfg.feature_grad_mult > 0:
                 feats = self.feature_extractor(wav, norm_stats)
+                if self.cfg.feature_grad_mult != 1.0 and feats.requires_grad:
+                    feats = GradMultiply.apply(feats, self.cfg.feature_grad_mult)
+            else:
+                with torch.no_grad():
+                    feats = self.feature_extractor(wav, norm_stats)
         b, t = feats.shape[:2]
         if lengths is None:
             return feats, torch.full((b,), t, dtype=torch.long, device=wav.device), None
