@@ -39,6 +39,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# ---- optional: tcmalloc, which utils/path_common.sh preloads for the recipes when present ----------
+if ! compgen -G "/usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4" >/dev/null \
+    && ! [ -e /usr/lib64/libtcmalloc_minimal.so.4 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing libtcmalloc-minimal4 (faster allocation for the recipes; optional)"
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libtcmalloc-minimal4 \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+               apt-get install -y -qq --no-install-recommends libtcmalloc-minimal4; }; } >/dev/null 2>&1 \
+      || log "WARNING: could not install libtcmalloc-minimal4; the recipes use glibc's malloc"
+  else
+    log "optional: 'sudo apt-get install libtcmalloc-minimal4' makes batched and long inputs 10-15 % faster"
+  fi
+fi
+
 # ---- Python environment ------------------------------------------------------------------------
 if [ ! -x "$venv/bin/python" ]; then
   log "creating $venv"
