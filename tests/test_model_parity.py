@@ -239,3 +239,20 @@ def test_onednn_linear_path() -> None:
     y = lin.gelu(x)  # autograd path
     y.sum().backward()
     assert lin.weight.grad is not None and lin.weight.grad.abs().sum() > 0
+
+
+def test_first_norm_stats_closed_form() -> None:
+    """The first GroupNorm's statistics from the frames' mean and covariance equal those of the conv output
+    itself (computed in float64), per utterance, with a DC offset 100x the signal and a conv bias."""
+    model = WavLM(WavLMConfig(**SMALL_MODEL, conv_bias=True))
+    randomise(model)
+    wav = torch.randn(2, 20000) * 0.01 + torch.tensor([[1.0], [-0.3]])
+    fe = model.feature_extractor
+    with torch.no_grad():
+        mean, var = fe.first_norm_stats(wav, block_samples=3333)
+        conv = fe.conv_layers[0][0]
+        y = torch.nn.functional.conv1d(wav[:, None].double(), conv.weight.double(), conv.bias.double(), stride=5)
+    torch.testing.assert_close(mean.double(), y.mean(-1, keepdim=True), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(var.double(), y.var(-1, unbiased=False, keepdim=True), rtol=1e-5, atol=1e-9)
+    single = fe.first_norm_stats(wav[1])
+    torch.testing.assert_close(single[1], var[1:], rtol=1e-6, atol=0)

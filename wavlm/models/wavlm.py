@@ -307,7 +307,7 @@ class Linear(nn.Linear):
     150-175 vs 300-400 GF/s; on Intel processors the two are close). oneDNN's op is the one PyTorch's own
     CPU compiler backend (inductor) substitutes for linear layers; it also fuses the exact GELU of the
     feed-forward block. Training (autograd), other devices and dtypes, and tracing (ONNX export) take
-    F.linear.
+    F.linear, and so does everything with `torch.backends.mkldnn.enabled = False` or under CPU autocast.
     """
 
     def onednn(self, x: Tensor) -> bool:
@@ -317,7 +317,9 @@ class Linear(nn.Linear):
             and x.dtype == torch.float32
             and self.weight.dtype == torch.float32
             and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
+            and not torch.is_autocast_enabled("cpu")
             and not torch.compiler.is_compiling()
+            and torch.backends.mkldnn.enabled
             and onednn_linear_available()
         )
 
@@ -416,11 +418,14 @@ class FeatureExtractor(nn.Module):
 
         # At inference the whole CNN runs over blocks of about this many output frames (summed over the
         # batch), each block from its own stretch of samples (exact: convolutions are local, and the first
-        # GroupNorm takes its statistics from `first_norm_stats` beforehand). A block's activations stay in
-        # the processor's cache and under the allocator's mmap threshold, instead of 512-channel maps of the
-        # whole input (260 MB for 4 x 10 s) being allocated, page-faulted in and written to memory layer by
-        # layer; 2 % of the first layers' frames are computed twice (the overlap of neighbouring blocks).
+        # GroupNorm takes its statistics from `first_norm_stats` beforehand). On the CPU a block's
+        # activations stay in the processor's cache and under the allocator's mmap threshold, instead of
+        # 512-channel maps of the whole input (260 MB for 4 x 10 s) being allocated, page-faulted in and
+        # written to memory layer by layer; 2 % of the first layers' frames are computed twice (the
+        # overlap of neighbouring blocks). Accelerators take blocks `accel_block_factor` times larger
+        # (there the blocks only bound the memory of long inputs).
         self.block_frames = 96
+        self.accel_block_factor = 128
 
     @torch.no_grad()
     def first_norm_stats(self, wav: Tensor, block_samples: int = 160000 * 6) -> tuple[Tensor, Tensor] | None:
@@ -442,19 +447,20 @@ class FeatureExtractor(nn.Module):
         if n_frames < 1:
             raise ValueError(f"input of {wav.shape[-1]} samples is shorter than the conv kernel {k}")
         step = max(1, block_samples // s)
-        total = torch.zeros(wav.shape[0], k, dtype=torch.float64, device=wav.device)
-        outer = torch.zeros(wav.shape[0], k, k, dtype=torch.float64, device=wav.device)
+        acc = torch.float32 if wav.device.type == "mps" else torch.float64  # MPS has no float64
+        total = torch.zeros(wav.shape[0], k, dtype=acc, device=wav.device)
+        outer = torch.zeros(wav.shape[0], k, k, dtype=acc, device=wav.device)
         for f0 in range(0, n_frames, step):
             f1 = min(n_frames, f0 + step)
-            frames = wav[:, f0 * s : (f1 - 1) * s + k].unfold(-1, k, s).double()  # [B, n, k]
+            frames = wav[:, f0 * s : (f1 - 1) * s + k].unfold(-1, k, s).to(acc)  # [B, n, k]
             total += frames.sum(1)
             outer += frames.transpose(1, 2) @ frames
         m = total / n_frames
         cov = outer / n_frames - m[:, :, None] * m[:, None, :]
-        w = conv.weight[:, 0].double()  # [C, k]
+        w = conv.weight[:, 0].to(acc)  # [C, k]
         mean = m @ w.t()
         if conv.bias is not None:
-            mean = mean + conv.bias.double()
+            mean = mean + conv.bias.to(acc)
         var = torch.einsum("ck,bkl,cl->bc", w, cov, w).clamp_(min=0.0)
         return mean[:, :, None].to(wav.dtype), var[:, :, None].to(wav.dtype)
 
@@ -473,7 +479,8 @@ class FeatureExtractor(nn.Module):
         n_out = (wav.shape[-1] - self.span) // self.hop + 1
         if n_out < 1:
             raise ValueError(f"input of {wav.shape[-1]} samples is shorter than the receptive field {self.span}")
-        rows = max(1, self.block_frames // b)
+        block = self.block_frames * (1 if wav.device.type == "cpu" else self.accel_block_factor)
+        rows = max(1, block // b)
         out = None
         for f0 in range(0, n_out, rows):
             f1 = min(n_out, f0 + rows)
