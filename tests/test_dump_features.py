@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
+import threading
+import time
+from contextlib import contextmanager
+
 import kaldiio
 import numpy as np
 import pytest
@@ -10,8 +16,11 @@ import torch
 from conftest import SMALL_MODEL
 
 from wavlm.bin import dump_features
-from wavlm.features.dump import extract_chunked
-from wavlm.models.checkpoint import save_checkpoint
+from wavlm.data.audio import AudioError
+from wavlm.data.datadir import DataDir
+from wavlm.features.dump import DumpOptions, FeatureDumper, extract_chunked
+from wavlm.features.shards import ark_scp_writer
+from wavlm.models.checkpoint import load_model, save_checkpoint
 from wavlm.models.wavlm import WavLM, WavLMConfig
 
 
@@ -261,3 +270,149 @@ def test_large_style_padded_batches_equal_single(tmp_path) -> None:
     for i in range(len(lengths)):
         ref = reference(model, data / "wavs" / f"s-{i}.wav", cfg.encoder_layers)
         np.testing.assert_allclose(feats[f"s-{i}"], ref, atol=1e-4)
+
+
+# ---- I/O overlapped with compute: reader process, writer thread -------------------------------------------
+
+
+def segmented_data(root):
+    """Two recordings cut into segments (a recording is read once for its segments), plus one plain file."""
+    data = make_data(
+        root, {"r1": (speechlike(40000, 1), 16000), "r2": (speechlike(30000, 2), 16000)}
+    )
+    segs = [("a-1", "r1", 0.0, 0.8), ("a-2", "r1", 0.8, 1.9), ("a-3", "r1", 1.9, 2.5),
+            ("b-1", "r2", 0.1, 0.7), ("b-2", "r2", 0.7, 1.85)]
+    (data / "segments").write_text("".join(f"{u} {r} {a} {b}\n" for u, r, a, b in segs))
+    (data / "utt2spk").write_text("".join(f"{u} {u[0]}\n" for u, *_ in segs))
+    return data
+
+
+def sequential_reference(model_path, data, out, layer: str, batch_seconds: float) -> None:
+    """What dump_features did before the reader process and the writer thread: everything in one thread."""
+    d = FeatureDumper(load_model(model_path), DumpOptions(layer=layer, batch_seconds=batch_seconds), "cpu")
+    dd = DataDir(data)
+    items = ((u, d.prepare(w, sr, dd.describe(u))) for u, w, sr in dd.iter_audio(dd.utt_ids()))
+    out.mkdir(parents=True)
+    with ark_scp_writer(out / "feats.1.ark", out / "feats.1.scp") as put:
+        for utt, feats in d.run(items):
+            for key, f in zip(d.keys(utt), feats, strict=True):
+                put(key, f)
+
+
+def test_io_worker_and_inline_give_the_sequential_bytes(tmp_path, model_path) -> None:
+    path, _ = model_path
+    data = segmented_data(tmp_path / "data")
+    ref = tmp_path / "ref"
+    sequential_reference(path, data, ref, "all", 1.5)
+    outs = {}
+    for workers in ("1", "0"):
+        out = outs[workers] = tmp_path / f"w{workers}"
+        args = ["--model", str(path), "--data", str(data), "--out", str(out), "--layer", "all",
+                "--batch_seconds", "1.5", "--io_workers", workers]
+        assert dump_features.main(args) == 0
+    assert multiprocessing.active_children() == []  # the reader process is gone
+    assert not [t for t in threading.enumerate() if t.name == "ark-writer"]
+    ref_ark = (ref / "feats.1.ark").read_bytes()
+    ref_scp = (ref / "feats.1.scp").read_text().replace(str(ref), "OUT")
+    for out in outs.values():
+        assert (out / "feats.1.ark").read_bytes() == ref_ark
+        assert (out / "feats.1.scp").read_text().replace(str(out), "OUT") == ref_scp
+    assert (outs["1"] / "utt2num_frames").read_text() == (outs["0"] / "utt2num_frames").read_text()
+    assert len(ref_scp.splitlines()) == 5 * 3  # 5 utterances x hidden states 0..2
+
+
+def test_prepared_audio_groups_and_pickles_without_model(tmp_path, model_path) -> None:
+    data = segmented_data(tmp_path / "data")
+    utts = DataDir(data).utt_ids()
+    ds = dump_features.PreparedAudio(str(data), utts, DumpOptions(), 400, group_samples=20000)
+    assert len(pickle.dumps(ds)) < 2000  # path, ids and options: no model, no audio
+    groups = list(ds)
+    assert [[u for u, _ in g] for g in groups] == [["a-1"], ["a-2"], ["a-3", "b-1"], ["b-2"]]
+    assert all(sum(len(w) for _, w in g) <= 20000 or len(g) == 1 for g in groups)
+    inline = list(dump_features.prepared_audio(ds, 0))
+    worker = list(dump_features.prepared_audio(ds, 1))
+    assert [u for u, _ in inline] == [u for u, _ in worker] == utts
+    for (_, a), (_, b) in zip(inline, worker, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("workers", ["1", "0"])
+def test_unreadable_wav_error_through_reader(tmp_path, model_path, capfd, workers) -> None:
+    path, _ = model_path
+    data = make_data(tmp_path / "data", {f"ok-{i}": (speechlike(8000, i), 16000) for i in range(3)})
+    (data / "wavs" / "ok-1.wav").write_bytes(b"RIFF this is not a wav file at all")
+    out = tmp_path / "o"
+    rc = dump_features.main(["--model", str(path), "--data", str(data), "--out", str(out), "--io_workers", workers])
+    assert rc == 1
+    err = capfd.readouterr().err
+    assert f"{data}/wav.scp:2 (utterance ok-1): cannot read audio" in err
+    assert "Traceback" not in err and "DataLoader" not in err
+    assert not list(out.glob("*feats.1.*"))
+    assert multiprocessing.active_children() == []
+    # the same exception type and message both ways
+    ds = dump_features.PreparedAudio(str(data), ["ok-0", "ok-1", "ok-2"], DumpOptions(), 400, 16000)
+    messages = []
+    for w in (0, 1):
+        with pytest.raises(AudioError) as e:
+            list(dump_features.prepared_audio(ds, w))
+        messages.append(str(e.value))
+    assert messages[0] == messages[1] and "ok-1" in messages[0]
+
+
+def test_writer_thread_failure_stops_the_job(tmp_path, model_path, monkeypatch) -> None:
+    path, _ = model_path
+    data = make_data(tmp_path / "data", {f"s-{i}": (speechlike(6000 + 500 * i, i), 16000) for i in range(6)})
+    real = dump_features.ark_scp_writer
+    calls = []
+
+    @contextmanager
+    def failing_writer(ark, scp):
+        with real(ark, scp) as put:
+
+            def put_fails(key, mat):
+                calls.append(threading.current_thread().name)
+                if len(calls) == 2:
+                    raise OSError(f"{ark}: no space left on device (test)")
+                put(key, mat)
+
+            yield put_fails
+
+    monkeypatch.setattr(dump_features, "ark_scp_writer", failing_writer)
+    out = tmp_path / "o"
+    with pytest.raises(OSError, match="no space left on device"):
+        dump_features.main(["--model", str(path), "--data", str(data), "--out", str(out)])
+    assert set(calls) == {"ark-writer"}
+    assert sorted(p.name for p in out.iterdir()) == []  # no feats.1.ark/scp/utt2num_frames/done, no temp files
+    assert not [t for t in threading.enumerate() if t.name == "ark-writer"]
+    assert multiprocessing.active_children() == []
+
+
+def test_writer_thread_error_reaches_the_next_write() -> None:
+    written = []
+
+    def put(key, mat):
+        if key == "bad":
+            raise RuntimeError("cannot write bad")
+        written.append(key)
+
+    m = np.zeros((2, 3), np.float32)
+    with pytest.raises(RuntimeError, match="cannot write bad"):
+        with dump_features.ArkWriterThread(put, maxsize=1) as w:
+            w.write("a", [("a", m)])
+            w.write("bad", [("bad", m)])
+            for _ in range(500):  # wait until the thread has failed, then writing raises at once
+                if w.error is not None:
+                    break
+                time.sleep(0.01)
+            w.write("c", [("c", m)])
+            pytest.fail("write after a writer error did not raise")
+    assert written == ["a"] and w.lines == ["a 2\n"]
+    with dump_features.ArkWriterThread(lambda k, x: written.append(k)) as w:
+        w.write("x", [("x", m)])
+    assert not w.thread.is_alive() and w.lines == ["x 2\n"]
+    with pytest.raises(ValueError, match="compute failed"):  # an error of the caller stops the thread
+        with dump_features.ArkWriterThread(lambda k, x: time.sleep(0.05)) as w:
+            for i in range(20):
+                w.write(f"u{i}", [(f"u{i}", m)])
+            raise ValueError("compute failed")
+    assert not w.thread.is_alive() and len(w.lines) < 20

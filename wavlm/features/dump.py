@@ -78,6 +78,23 @@ class DumpOptions:
     resample: bool = False
 
 
+def prepare_audio(wav: np.ndarray, sr: int, what: str, opts: DumpOptions, min_samples: int) -> np.ndarray:
+    """`FeatureDumper.prepare` without the model (`min_samples`: its receptive field), so that it can run
+    in a data-loading worker process."""
+    if sr != SAMPLE_RATE and opts.resample:
+        x = check_audio(wav, sr, what=what, sample_rate=sr, channel=opts.channel)
+        x = resample(x, sr, SAMPLE_RATE)
+        sr = SAMPLE_RATE
+    else:
+        x = wav
+    try:
+        return check_audio(x, sr, what=what, channel=opts.channel, min_samples=min_samples)
+    except AudioError as e:
+        if sr != SAMPLE_RATE:
+            raise AudioError(f"{e}; or pass --resample") from None
+        raise
+
+
 class FeatureDumper:
     """Hidden states of one model for a stream of utterances, batched by length."""
 
@@ -98,18 +115,7 @@ class FeatureDumper:
     # --- input ------------------------------------------------------------------------------------
     def prepare(self, wav: np.ndarray, sr: int, what: str) -> np.ndarray:
         """Checks (and optional resampling) of one utterance's audio; mono float32 [S] at 16 kHz."""
-        if sr != SAMPLE_RATE and self.opts.resample:
-            x = check_audio(wav, sr, what=what, sample_rate=sr, channel=self.opts.channel)
-            x = resample(x, sr, SAMPLE_RATE)
-            sr = SAMPLE_RATE
-        else:
-            x = wav
-        try:
-            return check_audio(x, sr, what=what, channel=self.opts.channel, min_samples=self.rf)
-        except AudioError as e:
-            if sr != SAMPLE_RATE:
-                raise AudioError(f"{e}; or pass --resample") from None
-            raise
+        return prepare_audio(wav, sr, what, self.opts, self.rf)
 
     # --- compute ----------------------------------------------------------------------------------
     def _run(
