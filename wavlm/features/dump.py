@@ -20,7 +20,7 @@ frames [c0, c1) of each `chunk_seconds` core are computed from a window with `ov
 either side (cut at frame boundaries, so frame t sees exactly samples [320 t, 320 t + 400)), and only
 the core frames are kept. Memory is then bounded by the window, for any length. What needs the whole
 recording is taken from the whole recording: the waveform normalisation (Large) and the first
-GroupNorm's per-channel statistics (Base; one extra pass of the first conv layer, block by block).
+GroupNorm's per-channel statistics (Base; in closed form from the samples, see `FeatureExtractor.first_norm_stats`).
 
 Deviation from full-context output, measured with a randomly initialised Base-size model
 (conf/model/base.yaml, seed 0) on 95 s of a speech-like synthetic signal, 30 s cores, 5 s overlap:
