@@ -66,6 +66,20 @@ def test_keep_last_and_last_link(tmp_path):
     assert (tmp_path / "checkpoint_20.pt").stat().st_mtime_ns == mtime
 
 
+def test_resume_purges_tensorboard_steps_logged_after_the_checkpoint(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(str(tmp_path), 20, log_interval=1)
+    # as if the run had died after logging update 20 but before writing checkpoint_20
+    for name in ("checkpoint_20.pt", "checkpoint_last.pt"):
+        (tmp_path / name).unlink()
+    train(str(tmp_path), 20, log_interval=1)  # resumes from checkpoint_15, logs 16..20 again
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    steps = [e.step for e in acc.Scalars("train/loss")]
+    assert steps == list(range(1, 21)), steps
+
+
 def test_truncated_checkpoint_falls_back_to_older(tmp_path, caplog):
     train(str(tmp_path), 10)
     last = tmp_path / "checkpoint_10.pt"

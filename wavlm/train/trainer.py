@@ -196,6 +196,13 @@ class Trainer:
         p = state["progress"]
         self.updates, self.epoch, self.batch_index = p["updates"], p["epoch"], p["batch_index"]
         self.best = [dict(e) for e in state.get("best", [])][: self.n_best]
+        if self.writer is not None:
+            # what an interrupted run logged after this checkpoint is redone now: tensorboard drops the events
+            # of steps > updates (without this, resumed curves show those steps twice)
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer.close()
+            self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=self.updates + 1)
         if self.dist.is_main and self.best:
             # a validation after this checkpoint may have stored a model that the resumed run will store again
             ckpt.prune_nbest(self.exp_dir, self.best)
