@@ -640,21 +640,18 @@ class SelfAttention(nn.Module):
         return gate.transpose(1, 2).unsqueeze(-1)
 
     def _per_head(
-        self, x: Tensor, bias_vals: Tensor | None, gate: Tensor | None, key_lengths: list[int] | None
+        self, q: Tensor, k: Tensor, v: Tensor, hankel: Tensor | None, gate: Tensor | None,
+        key_lengths: list[int] | None,
     ) -> Tensor:
-        """CPU inference: attention [B, T, D] (before out_proj) one utterance and head at a time, both
+        """CPU inference: attention [B, T, H * hd] (before out_proj) of q, k, v [B, T, H, hd] (keys and
+        values numbered backwards, `hankel` the [H, T, T] bias view) one utterance and head at a time, both
         products on oneDNN's inner product (torch's bmm and SDPA call MKL's sgemm; see `Linear`), the
         gated bias added to each block of scores in place, padded keys left out of the products. Exact
         softmax attention: equal to the SDPA path up to rounding."""
-        b, t, d = x.shape
-        h, hd = self.num_heads, self.head_dim
+        b, t, h, hd = q.shape
         lin = torch.ops.mkldnn._linear_pointwise
-        hankel = bias_vals.unfold(1, t, 1) if bias_vals is not None else None  # [H, T, T] view
-        q = self.q_proj(x).view(b, t, h, hd)
-        x_rev = x.flip(1)  # keys numbered backwards: the bias is a view (see forward)
-        k, v = self.k_proj(x_rev).view(b, t, h, hd), self.v_proj(x_rev).view(b, t, h, hd)
-        out = torch.empty(b, t, h, hd, dtype=x.dtype, device=x.device)
-        qb = torch.empty(h, t, hd, dtype=x.dtype, device=x.device)
+        out = torch.empty(b, t, h, hd, dtype=q.dtype, device=q.device)
+        qb = torch.empty(h, t, hd, dtype=q.dtype, device=q.device)
         rows = max(1, self.max_score_elems // t)
         for i in range(b):
             n = t if key_lengths is None else key_lengths[i]  # valid keys: the last n when reversed
@@ -669,7 +666,7 @@ class SelfAttention(nn.Module):
                         hk = hankel[j, i0:i1, t - n :]
                         scores = scores.add_(hk) if gate is None else scores.addcmul_(gate[i, j, i0:i1], hk)
                     out[i, i0:i1, j] = lin(torch.softmax(scores, -1), vb[j], None, "none", [], "")
-        return out.view(b, t, d)
+        return out.view(b, t, h * hd)
 
     def forward(self, x: Tensor, ctx: AttentionContext) -> Tensor:
         """x [B, T, D] -> [B, T, D], bias and padding from `ctx`."""
@@ -691,18 +688,21 @@ class SelfAttention(nn.Module):
         h, hd = self.num_heads, self.head_dim
         drop = self.dropout if self.training else 0.0
         bias_vals, key_pad_rev = ctx.bias, ctx.key_pad
-        if not torch.is_grad_enabled() and not drop and t >= self.per_head_min_frames and self.q_proj.onednn(x):
-            return self.out_proj(self._per_head(x, bias_vals, gate, ctx.key_lengths))
-        q = self.q_proj(x).view(b, t, h, hd).transpose(1, 2)
-        if bias_vals is None and key_pad_rev is None:
+        per_head = (
+            not torch.is_grad_enabled() and not drop and t >= self.per_head_min_frames and self.q_proj.onednn(x)
+        )
+        q = self.q_proj(x).view(b, t, h, hd)
+        if bias_vals is None and key_pad_rev is None and not per_head:
             k = self.k_proj(x).view(b, t, h, hd).transpose(1, 2)
             v = self.v_proj(x).view(b, t, h, hd).transpose(1, 2)
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+            y = F.scaled_dot_product_attention(q.transpose(1, 2), k, v, dropout_p=drop)
             return self.out_proj(y.transpose(1, 2).reshape(b, t, d))
         x_rev = x.flip(1)
-        k = self.k_proj(x_rev).view(b, t, h, hd).transpose(1, 2)
-        v = self.v_proj(x_rev).view(b, t, h, hd).transpose(1, 2)
+        k, v = self.k_proj(x_rev).view(b, t, h, hd), self.v_proj(x_rev).view(b, t, h, hd)
         hankel = bias_vals.unfold(1, t, 1) if bias_vals is not None else None  # [H, T, T] view
+        if per_head:
+            return self.out_proj(self._per_head(q, k, v, hankel, gate, ctx.key_lengths))
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         training = torch.is_grad_enabled() and (x.requires_grad or (gate is not None and gate.requires_grad))
         rows = max(1, min(t, self.max_mask_elems // max(1, b * h * t)))
         if training:
