@@ -13,7 +13,8 @@ best of --reps is reported):
         hidden states up to --layer only, as the dumper computes them);
   dump: `dump_features.main([... --nj 1 --layer L --num_threads T])` in-process over the data dir, into a
         fresh output dir; the time its `load_model` takes is measured (wrapped) and subtracted.
-Throughputs are audio seconds per wall second. --small: a tiny model and 4 files of about 2 s (a smoke run).
+Throughputs are audio seconds per wall second. --small: the tiny conf/model/debug.yaml and 4 files of about 2 s
+(a smoke run).
 Run it on an idle machine: the load average is printed before and after.
 """
 
@@ -39,17 +40,9 @@ from wavlm.features.dump import parse_layer  # noqa: E402
 from wavlm.features.shards import iter_feats  # noqa: E402
 from wavlm.models.checkpoint import load_model, save_checkpoint  # noqa: E402
 from wavlm.models.wavlm import WavLM, WavLMConfig  # noqa: E402
+from wavlm.tasks.common import load_model_config  # noqa: E402
 
 SR = 16000
-TINY = dict(  # as tests/conftest.py SMALL_MODEL
-    conv_feature_layers="[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2",
-    encoder_layers=2,
-    encoder_embed_dim=64,
-    encoder_ffn_embed_dim=128,
-    encoder_attention_heads=4,
-    conv_pos=16,
-    conv_pos_groups=4,
-)
 
 
 def speechlike(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -131,7 +124,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_dump_") as tmp:
         tmp = Path(tmp)
         torch.manual_seed(args.seed)
-        cfg = WavLMConfig(**TINY) if args.small else WavLMConfig()
+        cfg = load_model_config("debug") if args.small else WavLMConfig()
         save_checkpoint(tmp / "model.pt", WavLM(cfg).eval())
         utts = make_data(tmp / "data", files, lo, hi, args.seed)
         model = load_model(tmp / "model.pt")

@@ -158,9 +158,12 @@ class Trainer:
         self.updates, self.epoch, self.batch_index = 0, 1, 0
         self.writer = None
         if self.dist.is_main:
-            from torch.utils.tensorboard import SummaryWriter
+            self._open_writer()
 
-            self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"))
+    def _open_writer(self, purge_step: int | None = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=purge_step)
 
     # ---- state ---------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -199,10 +202,8 @@ class Trainer:
         if self.writer is not None:
             # what an interrupted run logged after this checkpoint is redone now: tensorboard drops the events
             # of steps > updates (without this, resumed curves show those steps twice)
-            from torch.utils.tensorboard import SummaryWriter
-
             self.writer.close()
-            self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=self.updates + 1)
+            self._open_writer(purge_step=self.updates + 1)
         if self.dist.is_main and self.best:
             # a validation after this checkpoint may have stored a model that the resumed run will store again
             ckpt.prune_nbest(self.exp_dir, self.best)
